@@ -1,0 +1,1 @@
+"""The central coordinator: queue, numbering and data for one site."""

@@ -1,0 +1,142 @@
+"""The ``nextup`` command.  Each subcommand imports what it needs when it runs,
+so a point unit without Flask or a laptop without GPIO libraries still starts."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from central.domain.errors import NextupError
+
+from . import __version__
+from . import settings as settings_mod
+
+
+class NextupGroup(click.Group):
+    """Turns a ``NextupError`` into a one-line message and exit status 1."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
+        try:
+            return super().invoke(ctx)
+        except NextupError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            ctx.exit(1)
+
+
+def _settings(config: str | None = None) -> settings_mod.Settings:
+    return settings_mod.load(config)
+
+
+@click.group(cls=NextupGroup)
+@click.version_option(__version__, prog_name="nextup")
+def main() -> None:
+    """Nextup queue management: central coordinator, edge devices and tools."""
+
+
+@main.command()
+@click.option("--http", "http", default="127.0.0.1:8000", show_default=True, help="HOST:PORT to serve HTTP on")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False), help="TOML settings file")
+def central(http: str, config: str | None) -> None:
+    """Run the coordinator: HTTP server and MQTT bridge."""
+    from central.runner import run_central
+
+    host, _, port = http.rpartition(":")
+    if not host or not port.isdigit():
+        raise click.BadParameter("expected HOST:PORT", param_hint="--http")
+    run_central(_settings(config), host=host, port=int(port))
+
+
+@main.group()
+def db() -> None:
+    """The database schema."""
+
+
+@db.command("upgrade")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False))
+def db_upgrade(config: str | None) -> None:
+    """Apply Alembic migrations up to the newest schema."""
+    from central.store.migrate import upgrade
+
+    settings = _settings(config)
+    upgrade(settings.database)
+    click.echo("database is at the newest schema")
+
+
+@main.group()
+def site() -> None:
+    """The site's services, points, priority classes, devices and users."""
+
+
+@site.command("apply")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--config", type=click.Path(exists=True, dir_okay=False))
+def site_apply(file: str, config: str | None) -> None:
+    """Create or update everything FILE declares; applying it twice changes nothing."""
+    from central.sitefile import apply_site_file
+
+    report = apply_site_file(_settings(config), file)
+    click.echo(report)
+
+
+@main.group()
+def user() -> None:
+    """People who sign in: admins and specialists."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["admin", "specialist"]), required=True)
+@click.option("--config", type=click.Path(exists=True, dir_okay=False))
+def user_add(name: str, role: str, config: str | None) -> None:
+    """Add a user; the password comes from a prompt, or from stdin when it is not a terminal."""
+    from central.users import add_user
+
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    add_user(_settings(config), name, role, password)
+    click.echo(f"user {name} ({role}) added")
+
+
+def _edge_options(func):  # type: ignore[no-untyped-def]
+    func = click.option("--sim", is_flag=True, help="mock pins (gpiozero MockFactory) and a dummy printer")(func)
+    return click.option("--config", type=click.Path(exists=True, dir_okay=False), help="device TOML file")(func)
+
+
+@main.command()
+@_edge_options
+def kiosk(config: str | None, sim: bool) -> None:
+    """The ticket kiosk: buttons and a thermal printer."""
+    _not_built_yet("kiosk")
+
+
+@main.command()
+@_edge_options
+def point(config: str | None, sim: bool) -> None:
+    """The point unit: buttons, LEDs and an LCD at a service point."""
+    _not_built_yet("point")
+
+
+@main.command()
+@_edge_options
+@click.option("--screenshot", type=click.Path(dir_okay=False), help="write the frame as PNG after each redraw")
+def display(config: str | None, sim: bool, screenshot: str | None) -> None:
+    """The hall display: calls and waiting counts on an HDMI screen."""
+    _not_built_yet("display")
+
+
+@main.command()
+def demo() -> None:
+    """A whole simulated site on this machine."""
+    _not_built_yet("demo")
+
+
+def _not_built_yet(what: str) -> None:
+    click.echo(f"nextup {what}: not built yet", err=True)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,473 @@
+"""The MQTT contract between central and the devices of a site.
+
+The only place that spells a topic or a payload field.  Central and every
+edge program import it.  Payloads are JSON objects, UTF-8, QoS 1; a parser
+either returns a model or raises ``BadPayload`` with the reason, and unknown
+fields are ignored so that a newer peer can add some.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from central.domain.errors import BadPayload
+from central.domain.model import SLUG, DeviceKind, PointAction
+
+QOS = 1
+MAX_PAYLOAD_BYTES = 16 * 1024
+MAX_ID_LENGTH = 128
+DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+SITE_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+SHARED_GROUP = "central"
+
+
+# --- topics ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    """What a topic central listens on is about."""
+
+    kind: str  # "ticket_request" | "command" | "status"
+    device_id: str
+
+
+class Topics:
+    """Topic names of one site: ``nextup/<site>/...``."""
+
+    def __init__(self, site: str) -> None:
+        if not SITE_KEY.match(site):
+            raise ValueError(f"site key {site!r} is not a slug")
+        self.site = site
+        self.root = f"nextup/{site}"
+
+    def _device(self, device_id: str, leaf: str) -> str:
+        if not DEVICE_ID.match(device_id):
+            raise ValueError(f"device id {device_id!r} is not valid")
+        return f"{self.root}/device/{device_id}/{leaf}"
+
+    def ticket_request(self, device_id: str) -> str:
+        return self._device(device_id, "ticket/request")
+
+    def ticket_reply(self, device_id: str) -> str:
+        return self._device(device_id, "ticket/reply")
+
+    def command(self, device_id: str) -> str:
+        return self._device(device_id, "command")
+
+    def device_config(self, device_id: str) -> str:
+        return self._device(device_id, "config")
+
+    def device_status(self, device_id: str) -> str:
+        return self._device(device_id, "status")
+
+    def point_state(self, serial: int) -> str:
+        return f"{self.root}/point/{serial}/state"
+
+    @property
+    def site_state(self) -> str:
+        return f"{self.root}/site"
+
+    @property
+    def board(self) -> str:
+        return f"{self.root}/board"
+
+    @property
+    def call(self) -> str:
+        return f"{self.root}/call"
+
+    def sim_press(self, device_id: str) -> str:
+        if not DEVICE_ID.match(device_id):
+            raise ValueError(f"device id {device_id!r} is not valid")
+        return f"{self.root}/sim/{device_id}/press"
+
+    @property
+    def all_point_states(self) -> str:
+        return f"{self.root}/point/+/state"
+
+    def central_subscriptions(self, shared: bool = False) -> list[str]:
+        """What central listens to; ``shared`` splits it among central instances."""
+        leaves = ("ticket/request", "command", "status")
+        topics = [f"{self.root}/device/+/{leaf}" for leaf in leaves]
+        if shared:
+            topics = [f"$share/{SHARED_GROUP}/{t}" for t in topics]
+        return topics
+
+    def route(self, topic: str) -> Route | None:
+        """Which device sent ``topic`` and what it is, or None for a topic central ignores."""
+        prefix = f"{self.root}/device/"
+        if not topic.startswith(prefix):
+            return None
+        device_id, _, leaf = topic[len(prefix) :].partition("/")
+        kind = {"ticket/request": "ticket_request", "command": "command", "status": "status"}.get(leaf)
+        if kind is None or not DEVICE_ID.match(device_id):
+            return None
+        return Route(kind, device_id)
+
+
+# --- payload parsing --------------------------------------------------------
+
+
+def decode(payload: bytes | bytearray | str) -> dict[str, Any]:
+    """The JSON object in ``payload``, or ``BadPayload`` saying why not."""
+    if isinstance(payload, str):
+        payload = payload.encode("utf-8")
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise BadPayload(f"payload of {len(payload)} bytes is over the limit of {MAX_PAYLOAD_BYTES}")
+    try:
+        text = bytes(payload).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadPayload(f"payload is not UTF-8: {exc.reason} at byte {exc.start}") from None
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise BadPayload("payload JSON is nested too deeply") from None
+    except ValueError as exc:
+        raise BadPayload(f"payload is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadPayload(f"payload must be a JSON object, not {type(data).__name__}")
+    return data
+
+
+def encode(model: Any) -> bytes:
+    """The JSON bytes of a payload model (None fields left out)."""
+    return json.dumps(model.to_dict(), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _str(
+    data: dict[str, Any], name: str, *, required: bool = True, max_length: int = MAX_ID_LENGTH,
+    pattern: re.Pattern[str] | None = None, choices: frozenset[str] | None = None,
+) -> Any:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise BadPayload(f"field {name!r} is missing")
+        return None
+    if not isinstance(value, str):
+        raise BadPayload(f"field {name!r} must be a string, not {type(value).__name__}")
+    if not value or len(value) > max_length:
+        raise BadPayload(f"field {name!r} must have 1 to {max_length} characters")
+    if pattern is not None and not pattern.match(value):
+        raise BadPayload(f"field {name!r} has an invalid value {value[:40]!r}")
+    if choices is not None and value not in choices:
+        raise BadPayload(f"field {name!r} must be one of {', '.join(sorted(choices))}, not {value[:40]!r}")
+    return value
+
+
+def _int(data: dict[str, Any], name: str, *, required: bool = True, minimum: int = 0) -> Any:
+    value = data.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise BadPayload(f"field {name!r} must be an integer")
+    if value < minimum:
+        raise BadPayload(f"field {name!r} must be at least {minimum}")
+    return value
+
+
+def _bool(data: dict[str, Any], name: str) -> bool:
+    value = data.get(name)
+    if not isinstance(value, bool):
+        raise BadPayload(f"field {name!r} must be true or false")
+    return value
+
+
+def _obj(data: dict[str, Any], name: str, *, required: bool = True) -> Any:
+    value = data.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, dict):
+        raise BadPayload(f"field {name!r} must be an object")
+    return value
+
+
+class Payload:
+    """Common JSON methods of the payload models."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}  # type: ignore[call-overload]
+
+    def to_json(self) -> bytes:
+        return encode(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def parse(cls, payload: bytes | bytearray | str) -> Any:
+        return cls.from_dict(decode(payload))
+
+
+# --- payload models -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TicketRequest(Payload):
+    """Kiosk -> central: ``device/<id>/ticket/request``."""
+
+    request_id: str
+    service: str
+    priority: str | None = None
+    language: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TicketRequest:
+        return cls(
+            request_id=_str(data, "request_id"),
+            service=_str(data, "service", pattern=SLUG),
+            priority=_str(data, "priority", required=False, pattern=SLUG),
+            language=_str(data, "language", required=False, pattern=LANGUAGE),
+        )
+
+
+@dataclass(frozen=True)
+class IssuedTicket(Payload):
+    number: str
+    service: str
+    ahead: int
+    eta_s: int
+    track_url: str
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IssuedTicket:
+        return cls(
+            number=_str(data, "number", max_length=16),
+            service=_str(data, "service", pattern=SLUG),
+            ahead=_int(data, "ahead"),
+            eta_s=_int(data, "eta_s"),
+            track_url=_str(data, "track_url", max_length=2048),
+        )
+
+
+@dataclass(frozen=True)
+class ErrorInfo(Payload):
+    code: str
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ErrorInfo:
+        return cls(code=_str(data, "code", max_length=64), message=_str(data, "message", max_length=1024))
+
+
+@dataclass(frozen=True)
+class TicketReply(Payload):
+    """Central -> kiosk: the ticket, or the reason there is none."""
+
+    request_id: str
+    ok: bool
+    ticket: IssuedTicket | None = None
+    error: ErrorInfo | None = None
+
+    @classmethod
+    def success(cls, request_id: str, ticket: IssuedTicket) -> TicketReply:
+        return cls(request_id=request_id, ok=True, ticket=ticket)
+
+    @classmethod
+    def failure(cls, request_id: str, code: str, message: str) -> TicketReply:
+        return cls(request_id=request_id, ok=False, error=ErrorInfo(code, message))
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"request_id": self.request_id, "ok": self.ok}
+        if self.ticket is not None:
+            out["ticket"] = self.ticket.to_dict()
+        if self.error is not None:
+            out["error"] = self.error.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TicketReply:
+        ok = _bool(data, "ok")
+        return cls(
+            request_id=_str(data, "request_id"),
+            ok=ok,
+            ticket=IssuedTicket.from_dict(_obj(data, "ticket")) if ok else None,
+            error=None if ok else ErrorInfo.from_dict(_obj(data, "error")),
+        )
+
+
+ACTIONS = frozenset(a.value for a in PointAction)
+
+
+@dataclass(frozen=True)
+class Command(Payload):
+    """Point unit -> central: ``device/<id>/command``."""
+
+    command_id: str
+    action: str
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Command:
+        return cls(command_id=_str(data, "command_id"), action=_str(data, "action", choices=ACTIONS))
+
+
+@dataclass(frozen=True)
+class Current(Payload):
+    number: str
+    service: str
+
+
+@dataclass(frozen=True)
+class PointState(Payload):
+    """Central -> all, retained: ``point/<serial>/state``."""
+
+    serial: int
+    name: str
+    active: bool
+    current: Current | None
+    waiting: int
+    last_command_id: str | None = None
+    version: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["current"] = self.current.to_dict() if self.current else None
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PointState:
+        current = _obj(data, "current", required=False)
+        return cls(
+            serial=_int(data, "serial", minimum=1),
+            name=_str(data, "name", max_length=64),
+            active=_bool(data, "active"),
+            current=Current(_str(current, "number", max_length=16), _str(current, "service")) if current else None,
+            waiting=_int(data, "waiting"),
+            last_command_id=_str(data, "last_command_id", required=False),
+            version=_int(data, "version", required=False) or 0,
+        )
+
+
+@dataclass(frozen=True)
+class ServiceInfo(Payload):
+    key: str
+    name: str
+    prefix: str
+    active: bool
+
+
+@dataclass(frozen=True)
+class SiteState(Payload):
+    """Central -> all, retained: ``site``."""
+
+    name: str
+    open: bool
+    services: list[ServiceInfo]
+    opens_at: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SiteState:
+        services = data.get("services")
+        if not isinstance(services, list):
+            raise BadPayload("field 'services' must be a list")
+        return cls(
+            name=_str(data, "name", max_length=128),
+            open=_bool(data, "open"),
+            services=[
+                ServiceInfo(_str(s, "key"), _str(s, "name", max_length=128), _str(s, "prefix", max_length=3),
+                            _bool(s, "active"))
+                for s in services
+                if isinstance(s, dict)
+            ],
+            opens_at=_str(data, "opens_at", required=False, max_length=64),
+        )
+
+
+@dataclass(frozen=True)
+class CallInfo(Payload):
+    """Central -> displays: ``call``, one ticket called to one point."""
+
+    number: str
+    point: int
+    point_name: str
+    service: str
+    at: str
+    language: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CallInfo:
+        return cls(
+            number=_str(data, "number", max_length=16),
+            point=_int(data, "point", minimum=1),
+            point_name=_str(data, "point_name", max_length=64),
+            service=_str(data, "service"),
+            at=_str(data, "at", max_length=64),
+            language=_str(data, "language", required=False, pattern=LANGUAGE),
+        )
+
+
+@dataclass(frozen=True)
+class Board(Payload):
+    """Central -> displays, retained: ``board``; newest call first."""
+
+    calls: list[CallInfo]
+    waiting: dict[str, int]
+    version: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"calls": [c.to_dict() for c in self.calls], "waiting": dict(self.waiting), "version": self.version}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Board:
+        calls = data.get("calls")
+        waiting = _obj(data, "waiting")
+        if not isinstance(calls, list):
+            raise BadPayload("field 'calls' must be a list")
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in waiting.values()):
+            raise BadPayload("field 'waiting' must map service keys to counts")
+        return cls(
+            calls=[CallInfo.from_dict(c) for c in calls if isinstance(c, dict)],
+            waiting=dict(waiting),
+            version=_int(data, "version", required=False) or 0,
+        )
+
+
+@dataclass(frozen=True)
+class DeviceConfig(Payload):
+    """Central -> one device, retained: what the registry says of it."""
+
+    kind: str
+    point: int | None = None
+    language: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DeviceConfig:
+        return cls(
+            kind=_str(data, "kind", choices=frozenset(k.value for k in DeviceKind)),
+            point=_int(data, "point", required=False, minimum=1),
+            language=_str(data, "language", required=False, pattern=LANGUAGE),
+        )
+
+
+@dataclass(frozen=True)
+class DeviceStatus(Payload):
+    """Device -> central, retained and as the device's will."""
+
+    online: bool
+    kind: str
+    version: str
+    printer: str | None = None
+    details: dict[str, Any] | None = field(default=None)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DeviceStatus:
+        details = _obj(data, "details", required=False)
+        return cls(
+            online=_bool(data, "online"),
+            kind=_str(data, "kind", choices=frozenset(k.value for k in DeviceKind)),
+            version=_str(data, "version", max_length=64),
+            printer=_str(data, "printer", required=False, max_length=64),
+            details=details,
+        )
+
+
+PAYLOAD_OF_ROUTE: dict[str, type[Payload]] = {
+    "ticket_request": TicketRequest,
+    "command": Command,
+    "status": DeviceStatus,
+}
+"""The model of what central receives, by ``Route.kind``."""
