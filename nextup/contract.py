@@ -32,7 +32,7 @@ SHARED_GROUP = "central"
 class Route:
     """What a topic central listens on is about."""
 
-    kind: str  # "ticket_request" | "command" | "status"
+    kind: str  # "ticket_request" | "ticket_printed" | "command" | "status"
     device_id: str
 
 
@@ -55,6 +55,9 @@ class Topics:
 
     def ticket_reply(self, device_id: str) -> str:
         return self._device(device_id, "ticket/reply")
+
+    def ticket_printed(self, device_id: str) -> str:
+        return self._device(device_id, "ticket/printed")
 
     def command(self, device_id: str) -> str:
         return self._device(device_id, "command")
@@ -91,7 +94,7 @@ class Topics:
 
     def central_subscriptions(self, shared: bool = False) -> list[str]:
         """What central listens to; ``shared`` splits it among central instances."""
-        leaves = ("ticket/request", "command", "status")
+        leaves = ("ticket/request", "ticket/printed", "command", "status")
         topics = [f"{self.root}/device/+/{leaf}" for leaf in leaves]
         if shared:
             topics = [f"$share/{SHARED_GROUP}/{t}" for t in topics]
@@ -103,7 +106,12 @@ class Topics:
         if not topic.startswith(prefix):
             return None
         device_id, _, leaf = topic[len(prefix) :].partition("/")
-        kind = {"ticket/request": "ticket_request", "command": "command", "status": "status"}.get(leaf)
+        kind = {
+            "ticket/request": "ticket_request",
+            "ticket/printed": "ticket_printed",
+            "command": "command",
+            "status": "status",
+        }.get(leaf)
         if kind is None or not DEVICE_ID.match(device_id):
             return None
         return Route(kind, device_id)
@@ -290,6 +298,29 @@ class TicketReply(Payload):
         )
 
 
+@dataclass(frozen=True)
+class TicketPrinted(Payload):
+    """Kiosk -> central: whether the ticket of a request came out of the printer.
+
+    A ticket that could not be printed stays valid in the queue; central
+    records it so that the admin can see it.
+    """
+
+    request_id: str
+    number: str
+    printed: bool
+    reason: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TicketPrinted:
+        return cls(
+            request_id=_str(data, "request_id"),
+            number=_str(data, "number", max_length=16),
+            printed=_bool(data, "printed"),
+            reason=_str(data, "reason", required=False, max_length=256),
+        )
+
+
 ACTIONS = frozenset(a.value for a in PointAction)
 
 
@@ -467,6 +498,7 @@ class DeviceStatus(Payload):
 
 PAYLOAD_OF_ROUTE: dict[str, type[Payload]] = {
     "ticket_request": TicketRequest,
+    "ticket_printed": TicketPrinted,
     "command": Command,
     "status": DeviceStatus,
 }
