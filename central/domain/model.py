@@ -13,8 +13,9 @@ from enum import StrEnum
 
 from .errors import IllegalTransition
 
-SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
-PREFIX = re.compile(r"^[A-Z]{1,3}$")
+# \Z, not $: "$" also matches before a final newline, which would let "cash\n" pass as a key.
+SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}\Z")
+PREFIX = re.compile(r"^[A-Z]{1,3}\Z")
 
 
 class TicketState(StrEnum):
@@ -77,6 +78,10 @@ class Point:
     services: frozenset[str]
     active: bool = True
 
+    def __post_init__(self) -> None:
+        # A list or set from a site file or a store row would make the point unhashable.
+        object.__setattr__(self, "services", frozenset(self.services))
+
     def provides(self, service: str) -> bool:
         return service in self.services
 
@@ -105,6 +110,11 @@ class Ticket:
     finished_at: datetime | None = None
     calls: int = 0
     id: int | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        # A store hands back plain strings; the rules compare states by identity.
+        object.__setattr__(self, "state", TicketState(self.state))
+        object.__setattr__(self, "channel", Channel(self.channel))
 
     def _require(self, *states: TicketState, doing: str) -> None:
         if self.state not in states:

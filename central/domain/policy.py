@@ -37,6 +37,9 @@ class PriorityPolicy:
     ratio: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        # "ratio" from a site file must not silently behave as strict.
+        object.__setattr__(self, "kind", PolicyKind(self.kind))
+        object.__setattr__(self, "ratio", tuple(self.ratio))
         if self.aging_after_s <= 0:
             raise ValueError("aging_after_s must be positive")
         if self.kind is PolicyKind.RATIO and (not self.ratio or any(r <= 0 for r in self.ratio)):

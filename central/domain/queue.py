@@ -51,7 +51,9 @@ class SiteRules:
 
     def priority(self, key: str | None, channel: Channel) -> PriorityClass:
         """The class a ticket gets; without ``key``, the lowest the channel may take."""
-        allowed = [p for p in self.classes if channel is Channel.KIOSK or p.public]
+        # Channel("web") so that a plain string never counts as the kiosk's wider rights.
+        kiosk = Channel(channel) is Channel.KIOSK
+        allowed = [p for p in self.classes if kiosk or p.public]
         if key is None:
             if not allowed:
                 raise PriorityNotAllowed("No priority class may be taken here")
