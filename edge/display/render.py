@@ -1,0 +1,246 @@
+"""Drawing a frame of the hall display: a pure function of a ``View`` and a screen size.
+
+Everything is measured in fractions of the screen, so 720p, 1080p and 4K show
+the same picture.  The newest call is the biggest thing on screen: at 1080p
+its ticket number is about a fifth of the screen's height, which reads from
+well over 10 metres on a hall-sized screen; older calls and waiting counts are
+about half that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import pygame
+
+from nextup.contract import Board, CallInfo, SiteState
+
+from .state import View
+
+BACKGROUND = (14, 22, 33)
+HEADER = (24, 36, 52)
+PANEL = (22, 33, 48)
+TEXT = (240, 244, 248)
+MUTED = (140, 156, 176)
+HIGHLIGHT = (255, 183, 3)
+HIGHLIGHT_TEXT = (14, 22, 33)
+OFFLINE = (220, 90, 80)
+ROW_LINE = (44, 60, 82)
+
+# pygame's default font (freesansbold) has a line height of about 0.68 of its point size.
+_LINE_PER_SIZE = 0.68
+MIN_TEXT_PX = 12
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each part of the screen goes, from the screen's size."""
+
+    size: tuple[int, int]
+    unit: float  # 1 % of the screen's height (or of its width when it stands upright and is narrow)
+    header: pygame.Rect
+    calls: pygame.Rect
+    waiting: pygame.Rect
+
+    @property
+    def margin(self) -> int:
+        return round(2.5 * self.unit)
+
+
+def layout(size: tuple[int, int]) -> Layout:
+    """The layout of a ``size`` screen: a header, the calls, and the waiting counts beside or below."""
+    w, h = size
+    unit = min(h, w * 9 / 16) / 100 if w >= h else w / 100
+    m = round(2.5 * unit)
+    header = pygame.Rect(0, 0, w, round(12 * unit))
+    top = header.bottom + m
+    if w >= h * 1.2:  # landscape: calls on the left, waiting on the right
+        calls_w = round((w - 3 * m) * 0.66)
+        calls = pygame.Rect(m, top, calls_w, h - top - m)
+        waiting = pygame.Rect(calls.right + m, top, w - calls.right - 2 * m, h - top - m)
+    else:  # upright or square: waiting below the calls
+        body = h - top - 2 * m
+        calls = pygame.Rect(m, top, w - 2 * m, round(body * 0.62))
+        waiting = pygame.Rect(m, calls.bottom + m, w - 2 * m, h - calls.bottom - 2 * m)
+    return Layout(size=size, unit=unit, header=header, calls=calls, waiting=waiting)
+
+
+@lru_cache(maxsize=64)
+def _font(line_px: int) -> pygame.font.Font:
+    return pygame.font.Font(None, max(1, round(line_px / _LINE_PER_SIZE)))
+
+
+def text_surface(text: str, line_px: float, color: tuple[int, int, int], max_width: int | None = None,
+                 *, min_px: float = MIN_TEXT_PX) -> pygame.Surface:
+    """``text`` about ``line_px`` tall; shrunk, then cut with an ellipsis, to fit ``max_width``."""
+    if not pygame.font.get_init():
+        pygame.font.init()
+        _font.cache_clear()  # fonts of an earlier pygame.font.init() are dead
+    font = _font(max(MIN_TEXT_PX, round(line_px)))
+    if max_width is not None:
+        font = _font(_fit_px(text, line_px, max_width, min_px))
+        if font.size(text)[0] > max_width:
+            while len(text) > 1 and font.size(text + "…")[0] > max_width:
+                text = text[:-1].rstrip()
+            text = text + "…"
+    return font.render(text, True, color)
+
+
+def _fit_px(text: str, line_px: float, max_width: int, min_px: float = MIN_TEXT_PX) -> int:
+    """The biggest line height up to ``line_px`` (and down to ``min_px``) at which ``text`` fits ``max_width``."""
+    px = max(MIN_TEXT_PX, round(line_px))
+    floor = max(MIN_TEXT_PX, round(min_px))
+    width = _font(px).size(text)[0]
+    if width > max_width:
+        # glyph widths do not scale exactly with the size: estimate, then step down
+        px = max(floor, int(px * max_width / width))
+        while px > floor and _font(px).size(text)[0] > max_width:
+            px = max(floor, px - max(1, px // 25))
+    return px
+
+
+def _blit(target: pygame.Surface, surf: pygame.Surface, *, left: int | None = None, right: int | None = None,
+          centery: int) -> pygame.Rect:
+    rect = surf.get_rect(centery=centery)
+    if right is not None:
+        rect.right = right
+    else:
+        rect.left = left or 0
+    target.blit(surf, rect)
+    return rect
+
+
+def render(view: View, size: tuple[int, int]) -> pygame.Surface:
+    """The frame for ``view`` on a ``size`` screen."""
+    lay = layout(size)
+    screen = pygame.Surface(size)
+    screen.fill(BACKGROUND)
+    _header(screen, lay, view)
+    _calls(screen, lay, view.board)
+    _waiting(screen, lay, view.board, view.site)
+    return screen
+
+
+def _header(screen: pygame.Surface, lay: Layout, view: View) -> None:
+    u, m, rect = lay.unit, lay.margin, lay.header
+    pygame.draw.rect(screen, HEADER, rect)
+    clock = text_surface(view.now.strftime("%H:%M"), 8.5 * u, TEXT)
+    clock_rect = _blit(screen, clock, right=rect.right - m, centery=rect.centery)
+    right_edge = clock_rect.left - 2 * m
+    if not view.online:
+        mark = text_surface("offline", 3.2 * u, OFFLINE)
+        mark_rect = _blit(screen, mark, right=right_edge, centery=rect.centery)
+        radius = max(3, round(0.8 * u))
+        pygame.draw.circle(screen, OFFLINE, (mark_rect.left - radius - round(0.8 * u), rect.centery), radius)
+        right_edge = mark_rect.left - 2 * radius - 2 * m
+    name = view.site.name if view.site else "Nextup"
+    title = text_surface(name, 6.5 * u, TEXT, max_width=right_edge - rect.left - m)
+    _blit(screen, title, left=rect.left + m, centery=rect.centery)
+
+
+def _calls(screen: pygame.Surface, lay: Layout, board: Board | None) -> None:
+    u, rect = lay.unit, lay.calls
+    pad = round(2 * u)
+    heading_h = round(5 * u)
+    number_w = round(rect.width * 0.42)
+    arrow_w = round(rect.width * 0.10)
+    _blit(screen, text_surface("Ticket", 3.6 * u, MUTED), left=rect.left + pad, centery=rect.top + heading_h // 2)
+    _blit(screen, text_surface("Point", 3.6 * u, MUTED),
+          left=rect.left + number_w + arrow_w + pad, centery=rect.top + heading_h // 2)
+    top = rect.top + heading_h + round(u)
+    calls = board.calls if board else []
+    if not calls:
+        empty = text_surface("Please take a ticket", 6 * u, MUTED, max_width=rect.width - 2 * pad)
+        screen.blit(empty, empty.get_rect(center=(rect.centerx, top + (rect.bottom - top) // 3)))
+        return
+    newest_h = round(26 * u)
+    newest = pygame.Rect(rect.left, top, rect.width, newest_h)
+    _call_row(screen, newest, calls[0], 19 * u, HIGHLIGHT_TEXT, number_w, arrow_w, pad, background=HIGHLIGHT)
+    row_h = round(12 * u)
+    y = newest.bottom + round(1.5 * u)
+    for call in calls[1:]:
+        if y + row_h > rect.bottom:
+            break
+        row = pygame.Rect(rect.left, y, rect.width, row_h)
+        _call_row(screen, row, call, 8.5 * u, TEXT, number_w, arrow_w, pad)
+        pygame.draw.line(screen, ROW_LINE, (row.left, row.bottom - 1), (row.right, row.bottom - 1),
+                         max(1, round(0.2 * u)))
+        y = row.bottom
+
+
+def _call_row(screen: pygame.Surface, row: pygame.Rect, call: CallInfo, line_px: float,
+              color: tuple[int, int, int], number_w: int, arrow_w: int, pad: int,
+              background: tuple[int, int, int] | None = None) -> None:
+    if background is not None:
+        pygame.draw.rect(screen, background, row, border_radius=pad)
+    name_left = row.left + number_w + arrow_w + pad
+    name_w = row.right - pad - name_left
+    font = _font(max(MIN_TEXT_PX, round(line_px)))
+    number_nat, name_nat = font.size(call.number)[0], font.size(call.point_name)[0]
+    if background is not None and (number_nat > number_w - 2 * pad or name_nat > name_w):
+        # The newest call too long for the columns: one size for number and point, side by
+        # side, so both stay as big as the row allows (older rows keep their columns aligned).
+        avail = row.width - 3 * pad - arrow_w
+        line_px = _fit_px(call.number + call.point_name, line_px, avail, line_px * 0.4)
+        number_w = _font(line_px).size(call.number)[0] + 2 * pad
+        name_left = row.left + number_w + arrow_w + pad
+        name_w = row.right - pad - name_left
+    number = text_surface(call.number, line_px, color, max_width=number_w - 2 * pad, min_px=line_px * 0.4)
+    _blit(screen, number, left=row.left + pad, centery=row.centery)
+    # an arrow drawn, not typed: the default font has no arrow glyph
+    aw, ah = arrow_w * 2 // 3, max(4, round(min(line_px * 0.5, arrow_w * 0.5)))
+    ax = row.left + number_w + (arrow_w - aw) // 2
+    shaft = max(2, ah // 5)
+    pygame.draw.rect(screen, color, (ax, row.centery - shaft // 2, aw - ah // 2, shaft))
+    pygame.draw.polygon(screen, color, [(ax + aw - ah // 2, row.centery - ah // 2),
+                                        (ax + aw, row.centery), (ax + aw - ah // 2, row.centery + ah // 2)])
+    name = text_surface(call.point_name, line_px, color, max_width=name_w, min_px=line_px * 0.4)
+    _blit(screen, name, left=name_left, centery=row.centery)
+
+
+def waiting_rows(board: Board | None, site: SiteState | None) -> list[tuple[str, int]]:
+    """(service name, waiting count) in the site's order; a service central counts but the site
+    does not name yet is shown by its key, so no waiting client is hidden."""
+    waiting = dict(board.waiting) if board else {}
+    rows: list[tuple[str, int]] = []
+    if site is not None:
+        for service in site.services:
+            count = waiting.pop(service.key, 0)
+            if service.active or count:
+                rows.append((service.name, count))
+    rows.extend(sorted(waiting.items()))
+    return rows
+
+
+def _waiting(screen: pygame.Surface, lay: Layout, board: Board | None, site: SiteState | None) -> None:
+    u, rect = lay.unit, lay.waiting
+    pad = round(2 * u)
+    pygame.draw.rect(screen, PANEL, rect, border_radius=pad)
+    heading_h = round(7 * u)
+    _blit(screen, text_surface("Waiting", 4.5 * u, MUTED), left=rect.left + pad, centery=rect.top + heading_h // 2)
+    bottom = rect.bottom - pad
+    if site is not None and not site.open:
+        closed = "Closed" + (f" · opens {site.opens_at}" if site.opens_at else "")
+        banner = text_surface(closed, 4.5 * u, HIGHLIGHT, max_width=rect.width - 2 * pad)
+        banner_rect = banner.get_rect(left=rect.left + pad, bottom=bottom)
+        screen.blit(banner, banner_rect)
+        bottom = banner_rect.top - pad
+    rows = waiting_rows(board, site)
+    if not rows:
+        return
+    top = rect.top + heading_h
+    # rows share the space left; never taller than 12 % of the screen, never smaller than readable
+    row_h = min(round(12 * u), max(round(5 * u), (bottom - top) // len(rows)))
+    count_w = round(rect.width * 0.28)
+    y = top
+    for name, count in rows:
+        if y + row_h > bottom:
+            break
+        centery = y + row_h // 2
+        count_surf = text_surface(str(count), row_h * 0.62, TEXT, max_width=count_w)
+        _blit(screen, count_surf, right=rect.right - pad, centery=centery)
+        name_surf = text_surface(name, min(row_h * 0.42, 5.5 * u), TEXT,
+                                 max_width=rect.width - count_w - 3 * pad, min_px=row_h * 0.25)
+        _blit(screen, name_surf, left=rect.left + pad, centery=centery)
+        y += row_h
