@@ -39,11 +39,18 @@ class Route:
 class Topics:
     """Topic names of one site: ``nextup/<site>/...``."""
 
+    NAMESPACE = "nextup"
+
     def __init__(self, site: str) -> None:
         if not SITE_KEY.match(site):
             raise ValueError(f"site key {site!r} is not a slug")
         self.site = site
-        self.root = f"nextup/{site}"
+        self.root = f"{self.NAMESPACE}/{site}"
+
+    @classmethod
+    def every_site(cls) -> str:
+        """The filter of every Nextup topic of every site (central's broker account)."""
+        return f"{cls.NAMESPACE}/#"
 
     def _device(self, device_id: str, leaf: str) -> str:
         if not DEVICE_ID.match(device_id):
@@ -99,6 +106,36 @@ class Topics:
         if shared:
             topics = [f"$share/{SHARED_GROUP}/{t}" for t in topics]
         return topics
+
+    def device_tree(self, device_id: str) -> str:
+        """The filter of everything under ``device/<id>/``."""
+        return self._device(device_id, "#")
+
+    def device_acl(self, device_id: str, kind: str) -> list[tuple[str, str]]:
+        """The broker rights of a device of ``kind``: ``(access, topic filter)`` pairs.
+
+        A device writes only the leaves its role sends under its own id, so a
+        display cannot send a command even on its own topic; a new leaf a
+        device publishes must be added here or the broker refuses it.
+        """
+        writes = {
+            DeviceKind.KIOSK: [self.ticket_request(device_id), self.ticket_printed(device_id)],
+            DeviceKind.POINT: [self.command(device_id)],
+            DeviceKind.DISPLAY: [],
+        }
+        reads = {
+            DeviceKind.KIOSK: [],
+            DeviceKind.POINT: [self.all_point_states],
+            DeviceKind.DISPLAY: [self.board, self.call, self.all_point_states],
+        }
+        try:
+            role = DeviceKind(kind)
+        except ValueError:
+            raise ValueError(f"device kind {kind!r} is not one of kiosk, point, display") from None
+        rules = [("write", t) for t in [*writes[role], self.device_status(device_id)]]
+        own = [self.device_tree(device_id), self.site_state, self.sim_press(device_id)]
+        rules += [("read", t) for t in [*own, *reads[role]]]
+        return rules
 
     def route(self, topic: str) -> Route | None:
         """Which device sent ``topic`` and what it is, or None for a topic central ignores."""

@@ -1,0 +1,1 @@
+"""The site's MQTT broker (Mosquitto): configuration, device credentials and ACL."""
