@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
 Interval = tuple[time, time]
 
@@ -15,7 +15,9 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 class OpeningHours:
     """Intervals per weekday (0 = Monday) and closed dates.
 
-    With no intervals at all the site is always open.
+    With no intervals at all the site is open all day, except on closed dates.
+    A naive datetime is taken as UTC (as SQLite hands them back), never as the
+    local time of whatever machine runs the code.
     """
 
     weekly: Mapping[int, tuple[Interval, ...]] = field(default_factory=dict)
@@ -36,18 +38,34 @@ class OpeningHours:
     def _intervals_on(self, day: date) -> tuple[Interval, ...]:
         if day in self.closed_dates:
             return ()
-        return tuple(sorted(self.weekly.get(day.weekday(), ())))
+        # Touching or overlapping intervals are one opening: 9-12 and 12-17 close at 17, not at 12.
+        merged: list[Interval] = []
+        for start, end in sorted(self.weekly.get(day.weekday(), ())):
+            if merged and start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+            else:
+                merged.append((start, end))
+        return tuple(merged)
 
     def is_open(self, now: datetime, tz: tzinfo) -> bool:
+        local = _local(now, tz)
+        if local.date() in self.closed_dates:
+            return False
         if self.always_open:
             return True
-        local = now.astimezone(tz)
         moment = local.time()
         return any(start <= moment < end for start, end in self._intervals_on(local.date()))
 
     def next_opening(self, now: datetime, tz: tzinfo) -> datetime | None:
         """When the site next opens after ``now`` (None if it never does)."""
-        local = now.astimezone(tz)
+        local = _local(now, tz)
+        if self.always_open:
+            # Open all day: it opens at the midnight that ends a closed date.
+            for offset in range(1, 370):
+                day = local.date() + timedelta(days=offset)
+                if day not in self.closed_dates and day - timedelta(days=1) in self.closed_dates:
+                    return datetime.combine(day, time(), tz)
+            return None
         for offset in range(0, 370):
             day = local.date() + timedelta(days=offset)
             for start, _end in self._intervals_on(day):
@@ -58,7 +76,7 @@ class OpeningHours:
 
     def closing_at(self, now: datetime, tz: tzinfo) -> datetime | None:
         """When the interval ``now`` falls in ends (None when closed or always open)."""
-        local = now.astimezone(tz)
+        local = _local(now, tz)
         for start, end in self._intervals_on(local.date()):
             if start <= local.time() < end:
                 return datetime.combine(local.date(), end, tz)
@@ -67,4 +85,10 @@ class OpeningHours:
 
 def service_day(now: datetime, tz: tzinfo) -> date:
     """The day a ticket is numbered in: the site's local date."""
-    return now.astimezone(tz).date()
+    return _local(now, tz).date()
+
+
+def _local(now: datetime, tz: tzinfo) -> datetime:
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=timezone.utc)
+    return now.astimezone(tz)
