@@ -310,6 +310,9 @@ def _skip_value(line: str, i: int, depth: int, in_multiline: str | None) -> tupl
 _TABLES = ("site", "hours")
 _ARRAYS = ("priority", "service", "point", "device", "user")
 
+_WHAT_A_SITE_FILE_HAS = (
+    "a site file has [site], [hours], [[priority]], [[service]], [[point]], [[device]], [[user]]"
+)
 _SITE_KEYS = ("name", "timezone", "language", "priority_policy", "aging_after_s", "priority_ratio")
 _PRIORITY_KEYS = ("key", "name", "public")
 _SERVICE_KEYS = ("key", "name", "description", "prefix", "active")
@@ -415,7 +418,13 @@ class _Table:
         return value
 
     def matching(
-        self, key: str, pattern: re.Pattern[str], rule: str, *, default: str | None = None, required: str | None = None
+        self,
+        key: str,
+        pattern: re.Pattern[str],
+        rule: str,
+        *,
+        default: str | None = None,
+        required: str | None = None,
     ) -> str | None:
         value = self.get(key, _is_str, "a string", default=default, required=required)
         if value is not None and not pattern.match(value):
@@ -423,7 +432,9 @@ class _Table:
             return None
         return value
 
-    def choice(self, key: str, choices: tuple[str, ...], *, default: str | None = None, required: str | None = None):
+    def choice(
+        self, key: str, choices: tuple[str, ...], *, default: str | None = None, required: str | None = None
+    ):
         value = self.get(key, _is_str, "a string", default=default, required=required)
         if value is not None and value not in choices:
             self.fail(key, f"{key} {_q(value)} is not one of {', '.join(map(_q, choices))}")
@@ -498,11 +509,8 @@ class _Checker:
                 elif not (isinstance(value, list) and all(isinstance(v, dict) for v in value)):
                     self.fail(line, f"{key} must be [[{key}]] tables, not {_describe(value)}")
             else:
-                known = _TABLES + _ARRAYS
-                close = difflib.get_close_matches(key, known, n=1)
-                hint = f"did you mean {_q(close[0])}?" if close else "a site file has " + ", ".join(
-                    f"[{k}]" for k in _TABLES
-                ) + ", " + ", ".join(f"[[{k}]]" for k in _ARRAYS)
+                close = difflib.get_close_matches(key, _TABLES + _ARRAYS, n=1)
+                hint = f"did you mean {_q(close[0])}?" if close else _WHAT_A_SITE_FILE_HAS
                 self.fail(line, f"unknown table or key {_q(key)} ({hint})")
         if "site" not in self.data:
             self.fail(1, 'the [site] table is missing; it needs at least name = "..."')
@@ -527,10 +535,14 @@ class _Checker:
             try:
                 ZoneInfo(timezone)
             except (ZoneInfoNotFoundError, ValueError):
-                table.fail("timezone", f'timezone {_q(timezone)} is not an IANA time zone (e.g. "Europe/Berlin")')
+                table.fail(
+                    "timezone", f'timezone {_q(timezone)} is not an IANA time zone (e.g. "Europe/Berlin")'
+                )
                 timezone = None
         site["timezone"] = timezone
-        site["language"] = table.matching("language", LANGUAGE, 'a language code (e.g. "en", "pt-BR")', default="en")
+        site["language"] = table.matching(
+            "language", LANGUAGE, 'a language code (e.g. "en", "pt-BR")', default="en"
+        )
         policies = tuple(k.value for k in PolicyKind)
         site["policy"] = table.choice("priority_policy", policies, default=PolicyKind.STRICT.value)
         aging = table.get("aging_after_s", _is_int, "an integer (seconds)", default=DEFAULT_AGING_AFTER_S)
@@ -579,7 +591,9 @@ class _Checker:
             if intervals is not None:
                 weekly[day] = self._intervals(table, name, intervals)
         closed: set[date] = set()
-        for value in table.get("closed", lambda v: isinstance(v, list), "an array of dates", default=[]) or []:
+        for value in (
+            table.get("closed", lambda v: isinstance(v, list), "an array of dates", default=[]) or []
+        ):
             day = _as_date(value)
             if day is None:
                 table.fail("closed", f'closed: {_describe(value)} is not a date like "2026-12-25"')
@@ -647,7 +661,7 @@ class _Checker:
             name = table.text("name", required="")
             description = table.text("description", default="", empty_ok=True)
             prefix = table.matching(
-                "prefix", PREFIX, "1 to 3 uppercase letters (e.g. \"A\")", required=' (e.g. prefix = "A")'
+                "prefix", PREFIX, '1 to 3 uppercase letters (e.g. "A")', required=' (e.g. prefix = "A")'
             )
             if prefix is not None:
                 if prefix in prefix_of:
@@ -674,7 +688,10 @@ class _Checker:
             if serial is not None:
                 table.label = f"point {serial}"
                 if serial in serial_line:
-                    table.fail("serial", f"serial {serial} is already used by the point on line {serial_line[serial]}")
+                    table.fail(
+                        "serial",
+                        f"serial {serial} is already used by the point on line {serial_line[serial]}",
+                    )
                     serial = None
                 else:
                     serial_line[serial] = table.line("serial")
@@ -695,19 +712,26 @@ class _Checker:
 
     # [[device]]
 
-    def _devices(self, serials: set[int], service_keys: set[str], priority_keys: set[str]) -> list[DeviceSpec]:
+    def _devices(
+        self, serials: set[int], service_keys: set[str], priority_keys: set[str]
+    ) -> list[DeviceSpec]:
         devices: list[DeviceSpec] = []
         id_line: dict[str, int] = {}
         kinds = tuple(k.value for k in DeviceKind)
         for index, data in enumerate(self._tables("device")):
             table = _Table(self, data, ("device", index), f"[[device]] #{index + 1}")
             device_id = table.matching(
-                "id", DEVICE_ID, "a device id (letters, digits, _ . -; up to 64)", required=' (e.g. "kiosk-1")'
+                "id",
+                DEVICE_ID,
+                "a device id (letters, digits, _ . -; up to 64)",
+                required=' (e.g. "kiosk-1")',
             )
             if device_id is not None:
                 table.label = f"device {_q(device_id)}"
                 if device_id in id_line:
-                    table.fail("id", f"device id {_q(device_id)} is already used on line {id_line[device_id]}")
+                    table.fail(
+                        "id", f"device id {_q(device_id)} is already used on line {id_line[device_id]}"
+                    )
                     device_id = None
                 else:
                     id_line[device_id] = table.line("id")
@@ -748,7 +772,10 @@ class _Checker:
                 service = table.text("service", required=" (the key of the service it issues)")
                 priority = table.text("priority")
             else:
-                table.fail(None, f"must be a service key or {{ service = ..., priority = ... }}, not {_describe(value)}")
+                table.fail(
+                    None,
+                    f"must be a service key or {{ service = ..., priority = ... }}, not {_describe(value)}",
+                )
                 continue
             if service is not None and service not in service_keys:
                 table.fail("service", f"service {_q(service)} is not declared")
