@@ -19,9 +19,10 @@ from central.domain.model import SLUG, DeviceKind, PointAction
 QOS = 1
 MAX_PAYLOAD_BYTES = 16 * 1024
 MAX_ID_LENGTH = 128
-DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-SITE_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
-LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+# \Z, not $: "$" also matches before a final newline ("main\n" would pass).
+DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+SITE_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}\Z")
+LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?\Z")
 SHARED_GROUP = "central"
 
 
@@ -160,7 +161,10 @@ class Topics:
 def decode(payload: bytes | bytearray | str) -> dict[str, Any]:
     """The JSON object in ``payload``, or ``BadPayload`` saying why not."""
     if isinstance(payload, str):
-        payload = payload.encode("utf-8")
+        try:
+            payload = payload.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise BadPayload(f"payload is not valid Unicode: {exc.reason} at {exc.start}") from None
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise BadPayload(f"payload of {len(payload)} bytes is over the limit of {MAX_PAYLOAD_BYTES}")
     try:
@@ -168,7 +172,7 @@ def decode(payload: bytes | bytearray | str) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise BadPayload(f"payload is not UTF-8: {exc.reason} at byte {exc.start}") from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_not_json)
     except RecursionError:
         raise BadPayload("payload JSON is nested too deeply") from None
     except ValueError as exc:
@@ -176,6 +180,31 @@ def decode(payload: bytes | bytearray | str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BadPayload(f"payload must be a JSON object, not {type(data).__name__}")
     return data
+
+
+def _not_json(name: str) -> Any:
+    # Python's json takes NaN and Infinity; JSON and every other peer do not.
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _nested(name: str, parse: Any, value: Any) -> Any:
+    """``parse(value)`` with a failure's message saying where in the payload it was."""
+    try:
+        return parse(value)
+    except BadPayload as exc:
+        raise BadPayload(f"in {name}: {exc.message}") from None
+
+
+def _objects(data: dict[str, Any], name: str, parse: Any) -> list[Any]:
+    values = data.get(name)
+    if not isinstance(values, list):
+        raise BadPayload(f"field {name!r} must be a list")
+    out = []
+    for i, value in enumerate(values):
+        if not isinstance(value, dict):
+            raise BadPayload(f"field {name!r}: item {i} must be an object")
+        out.append(_nested(f"{name}[{i}]", parse, value))
+    return out
 
 
 def encode(model: Any) -> bytes:
@@ -196,6 +225,11 @@ def _str(
         raise BadPayload(f"field {name!r} must be a string, not {type(value).__name__}")
     if not value or len(value) > max_length:
         raise BadPayload(f"field {name!r} must have 1 to {max_length} characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate ("\ud800") parses, then breaks the reply that echoes it.
+        raise BadPayload(f"field {name!r} is not valid Unicode") from None
     if pattern is not None and not pattern.match(value):
         raise BadPayload(f"field {name!r} has an invalid value {value[:40]!r}")
     if choices is not None and value not in choices:
@@ -330,8 +364,8 @@ class TicketReply(Payload):
         return cls(
             request_id=_str(data, "request_id"),
             ok=ok,
-            ticket=IssuedTicket.from_dict(_obj(data, "ticket")) if ok else None,
-            error=None if ok else ErrorInfo.from_dict(_obj(data, "error")),
+            ticket=_nested("ticket", IssuedTicket.from_dict, _obj(data, "ticket")) if ok else None,
+            error=None if ok else _nested("error", ErrorInfo.from_dict, _obj(data, "error")),
         )
 
 
@@ -390,6 +424,8 @@ class PointState(Payload):
     waiting: int
     last_command_id: str | None = None
     version: int = 0
+    last_error: dict[str, str] | None = None
+    """Why the last command was refused ({"code", "message"}), or None when it took effect."""
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -403,11 +439,20 @@ class PointState(Payload):
             serial=_int(data, "serial", minimum=1),
             name=_str(data, "name", max_length=64),
             active=_bool(data, "active"),
-            current=Current(_str(current, "number", max_length=16), _str(current, "service")) if current else None,
+            current=None if current is None else _nested(
+                "current", lambda c: Current(_str(c, "number", max_length=16), _str(c, "service")), current
+            ),
             waiting=_int(data, "waiting"),
             last_command_id=_str(data, "last_command_id", required=False),
             version=_int(data, "version", required=False) or 0,
+            last_error=_error_dict(_obj(data, "last_error", required=False)),
         )
+
+
+def _error_dict(data: dict[str, Any] | None) -> dict[str, str] | None:
+    if data is None:
+        return None
+    return {"code": _str(data, "code", max_length=64), "message": _str(data, "message", max_length=1024)}
 
 
 @dataclass(frozen=True)
@@ -429,18 +474,17 @@ class SiteState(Payload):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SiteState:
-        services = data.get("services")
-        if not isinstance(services, list):
-            raise BadPayload("field 'services' must be a list")
         return cls(
             name=_str(data, "name", max_length=128),
             open=_bool(data, "open"),
-            services=[
-                ServiceInfo(_str(s, "key"), _str(s, "name", max_length=128), _str(s, "prefix", max_length=3),
-                            _bool(s, "active"))
-                for s in services
-                if isinstance(s, dict)
-            ],
+            services=_objects(
+                data,
+                "services",
+                lambda s: ServiceInfo(
+                    _str(s, "key"), _str(s, "name", max_length=128), _str(s, "prefix", max_length=3),
+                    _bool(s, "active"),
+                ),
+            ),
             opens_at=_str(data, "opens_at", required=False, max_length=64),
         )
 
@@ -481,14 +525,12 @@ class Board(Payload):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Board:
-        calls = data.get("calls")
+        calls = _objects(data, "calls", CallInfo.from_dict)
         waiting = _obj(data, "waiting")
-        if not isinstance(calls, list):
-            raise BadPayload("field 'calls' must be a list")
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in waiting.values()):
             raise BadPayload("field 'waiting' must map service keys to counts")
         return cls(
-            calls=[CallInfo.from_dict(c) for c in calls if isinstance(c, dict)],
+            calls=calls,
             waiting=dict(waiting),
             version=_int(data, "version", required=False) or 0,
         )
@@ -501,13 +543,24 @@ class DeviceConfig(Payload):
     kind: str
     point: int | None = None
     language: str | None = None
+    buttons: dict[str, dict[str, str | None]] | None = None
+    """Kiosks: button name -> {"service", "priority"}; absent means one button per active service."""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DeviceConfig:
+        buttons = _obj(data, "buttons", required=False)
+        if buttons is not None:
+            buttons = {
+                str(name)[:32]: {"service": _str(b, "service", pattern=SLUG),
+                                 "priority": _str(b, "priority", required=False, pattern=SLUG)}
+                for name, b in buttons.items()
+                if isinstance(b, dict)
+            }
         return cls(
             kind=_str(data, "kind", choices=frozenset(k.value for k in DeviceKind)),
             point=_int(data, "point", required=False, minimum=1),
             language=_str(data, "language", required=False, pattern=LANGUAGE),
+            buttons=buttons,
         )
 
 

@@ -1,0 +1,194 @@
+"""The MQTT side of central: device messages in, replies and states out.
+
+A message is acknowledged to the broker only after its effect is committed
+(paho's manual acknowledgement), so a central killed mid-way gets the message
+again from its persistent session; the stored request and command ids make
+that second delivery answer alike and do nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from central.coordinator import Coordinator, Message
+from central.domain.errors import NextupError
+from nextup.contract import PAYLOAD_OF_ROUTE, QOS, Command, DeviceStatus, TicketPrinted, TicketRequest
+from nextup.settings import MqttUrl
+
+log = logging.getLogger(__name__)
+
+SESSION_EXPIRY_S = 24 * 3600
+
+
+class RejectionLog:
+    """Logs each rejection with its reason, at most ``per_minute`` a minute per reason,
+    so a flood of bad messages cannot fill the disk."""
+
+    def __init__(self, per_minute: int = 20, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self.clock = clock
+        self._windows: dict[str, tuple[float, int, int]] = {}
+        self._lock = threading.Lock()
+        self.counts: dict[str, int] = {}
+
+    def reject(self, reason_code: str, message: str, **context: Any) -> None:
+        now = self.clock()
+        with self._lock:
+            self.counts[reason_code] = self.counts.get(reason_code, 0) + 1
+            start, logged, dropped = self._windows.get(reason_code, (now, 0, 0))
+            if now - start >= 60:
+                if dropped:
+                    log.warning("%d more rejections (%s) were not logged", dropped, reason_code)
+                start, logged, dropped = now, 0, 0
+            if logged < self.per_minute:
+                log.warning("rejected: %s", message, extra={"reason": reason_code, **context})
+                logged += 1
+            else:
+                dropped += 1
+            self._windows[reason_code] = (start, logged, dropped)
+
+
+class Bridge:
+    """Connects a coordinator to the broker."""
+
+    def __init__(
+        self,
+        coordinator: Coordinator,
+        url: MqttUrl,
+        *,
+        client_id: str | None = None,
+        shared: bool = False,
+        tls_ca: str | None = None,
+    ) -> None:
+        self.coordinator = coordinator
+        self.topics = coordinator.topics
+        self.url = url
+        self.shared = shared
+        self.rejections = RejectionLog()
+        self.connected = threading.Event()
+        self.reconnects = 0
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"central-{self.topics.site}-{uuid.uuid4().hex[:8]}",
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        if url.username:
+            self.client.username_pw_set(url.username, url.password)
+        if url.tls:
+            self.client.tls_set(ca_certs=tls_ca)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.client.max_queued_messages_set(0)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        coordinator.add_listener(self.publish)
+
+    # --- lifecycle -----------------------------------------------------------
+
+    def start(self) -> Bridge:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        self.client.connect_async(self.url.host, self.url.port, keepalive=30, clean_start=False,
+                                  properties=props)
+        self.client.loop_start()
+        return self
+
+    def wait_connected(self, timeout: float = 10.0) -> bool:
+        return self.connected.wait(timeout)
+
+    def stop(self) -> None:
+        self.coordinator.remove_listener(self.publish)
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.connected.clear()
+
+    def __enter__(self) -> Bridge:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            log.error("broker refused central: %s", reason)
+            return
+        if self.connected.is_set() or self.reconnects:
+            self.reconnects += 1
+        client.subscribe([(topic, QOS) for topic in self.topics.central_subscriptions(self.shared)])
+        # Retained states may have been lost with the broker: publish them again from the database.
+        self.publish(self.coordinator.snapshot())
+        self.connected.set()
+        log.info("central connected to the broker", extra={"session_present": flags.session_present})
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        self.connected.clear()
+        self.reconnects += 1
+        log.warning("central lost the broker: %s", reason)
+
+    def publish(self, messages: list[Message]) -> None:
+        for message in messages:
+            self.client.publish(message.topic, message.payload, qos=QOS, retain=message.retain)
+
+    # --- incoming ------------------------------------------------------------
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            self.handle(msg.topic, msg.payload, msg.properties)
+        except Exception:
+            # A bug must not kill the bridge; the message is acknowledged so it cannot loop forever.
+            log.exception("failed to handle a message on %s", msg.topic)
+        finally:
+            client.ack(msg.mid, msg.qos)
+
+    def handle(self, topic: str, payload: bytes, properties: Properties | None = None) -> None:
+        """Handle one device message: validate, act, reply; a rejection is logged and changes nothing."""
+        route = self.topics.route(topic)
+        if route is None:
+            self.rejections.reject("unknown_topic", f"message on unexpected topic {topic[:200]!r}")
+            return
+        model = PAYLOAD_OF_ROUTE[route.kind]
+        if route.kind == "status" and not payload:
+            return  # a cleared retained status
+        try:
+            parsed = model.parse(payload)
+        except NextupError as exc:
+            self.rejections.reject(exc.code, f"{route.kind} from {route.device_id}: {exc.message}",
+                                   device=route.device_id)
+            return
+        try:
+            if isinstance(parsed, TicketRequest):
+                reply = self.coordinator.handle_ticket_request(route.device_id, parsed)
+                self._reply(route.device_id, reply.to_json(), properties)
+            elif isinstance(parsed, Command):
+                result = self.coordinator.handle_command(route.device_id, parsed)
+                if not result.ok and result.error:
+                    log.info("command %s refused: %s", parsed.command_id, result.error["message"])
+            elif isinstance(parsed, TicketPrinted):
+                self.coordinator.handle_ticket_printed(route.device_id, parsed)
+            elif isinstance(parsed, DeviceStatus):
+                self.coordinator.handle_status(route.device_id, parsed)
+        except NextupError as exc:
+            self.rejections.reject(exc.code, f"{route.kind} from {route.device_id}: {exc.message}",
+                                   device=route.device_id)
+
+    def _reply(self, device_id: str, payload: bytes, request_props: Properties | None) -> None:
+        default = self.topics.ticket_reply(device_id)
+        topic = getattr(request_props, "ResponseTopic", None) or default
+        # A device may only have its replies sent under its own topics.
+        if not topic.startswith(default.rsplit("/ticket/", 1)[0] + "/"):
+            topic = default
+        props = Properties(PacketTypes.PUBLISH)
+        correlation = getattr(request_props, "CorrelationData", None)
+        if correlation is not None:
+            props.CorrelationData = correlation
+        self.client.publish(topic, payload, qos=QOS, properties=props)

@@ -1,0 +1,712 @@
+"""The coordinator: every operation on the queue, as one database transaction.
+
+The MQTT bridge, the web and the CLI call these methods; none of them touches
+the queue otherwise.  Each operation loads what the domain needs, lets the
+domain decide, writes the result and computes the states to publish, all in
+one transaction; the messages go out after the commit, through the listeners.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, time
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from central.domain import (
+    Channel,
+    DeviceKind,
+    OpeningHours,
+    Point,
+    PointAction,
+    PolicyKind,
+    PriorityClass,
+    PriorityPolicy,
+    Service,
+    SiteRules,
+    Ticket,
+    TicketState,
+    call_next,
+    estimate_wait_s,
+    new_ticket,
+    people_ahead,
+    service_day,
+)
+from central.domain.errors import (
+    IllegalTransition,
+    NextupError,
+    NotPermitted,
+    ServiceInactive,
+    UnknownDevice,
+    UnknownPoint,
+    UnknownTicket,
+)
+from central.store import Store
+from central.store.models import (
+    ClosedDateRow,
+    DayCounterRow,
+    DeviceRow,
+    OpeningIntervalRow,
+    PointRow,
+    PriorityRow,
+    ProcessedMessageRow,
+    ServiceRow,
+    SiteRow,
+    TicketEventRow,
+    TicketRow,
+)
+from nextup.contract import (
+    Board,
+    CallInfo,
+    Command,
+    Current,
+    DeviceConfig,
+    DeviceStatus,
+    IssuedTicket,
+    PointState,
+    ServiceInfo,
+    SiteState,
+    TicketPrinted,
+    TicketReply,
+    TicketRequest,
+    Topics,
+)
+
+log = logging.getLogger(__name__)
+
+BOARD_CALLS = 10
+RECENT_SERVICES = 20
+
+
+@dataclass(frozen=True)
+class Message:
+    """One MQTT message to publish after a commit."""
+
+    topic: str
+    payload: bytes
+    retain: bool = False
+
+
+@dataclass(frozen=True)
+class TicketView:
+    """What a client may know of their own ticket."""
+
+    number: str
+    service: str
+    service_name: str
+    state: str
+    ahead: int
+    eta_s: int
+    point: int | None
+    point_name: str | None
+    token: str
+    track_url: str
+    issued_at: datetime
+    called_at: datetime | None
+    language: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        out["issued_at"] = self.issued_at.isoformat()
+        out["called_at"] = self.called_at.isoformat() if self.called_at else None
+        return out
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    command_id: str
+    ok: bool
+    error: dict[str, str] | None
+    state: PointState
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@lru_cache(maxsize=32)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def _hhmm(text: str) -> time:
+    return time.fromisoformat(text)
+
+
+class Coordinator:
+    """Every operation on one site's queue."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        site: str = "main",
+        public_url: str = "http://127.0.0.1:8000",
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.topics = Topics(site)
+        self.public_url = public_url.rstrip("/")
+        self.clock = clock
+        self._listeners: list[Callable[[list[Message]], None]] = []
+
+    # --- publishing ---------------------------------------------------------
+
+    def add_listener(self, listener: Callable[[list[Message]], None]) -> None:
+        """Call ``listener`` with the messages of every committed change."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[list[Message]], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def _emit(self, messages: list[Message]) -> None:
+        if not messages:
+            return
+        for listener in list(self._listeners):
+            try:
+                listener(messages)
+            except Exception:  # a broken listener must not undo a committed change
+                log.exception("listener failed")
+
+    def track_url(self, token: str) -> str:
+        return f"{self.public_url}/t/{token}"
+
+    # --- loading ------------------------------------------------------------
+
+    def _site_row(self, s: Session) -> SiteRow:
+        row = s.get(SiteRow, 1)
+        return row if row is not None else SiteRow(id=1, name="Nextup", timezone="UTC", language="en",
+                                                    policy="strict", aging_after_s=600, ratio=[], version=0)
+
+    def rules(self, s: Session) -> SiteRules:
+        site = self._site_row(s)
+        weekly: dict[int, list[tuple[time, time]]] = {}
+        for row in s.scalars(select(OpeningIntervalRow)):
+            weekly.setdefault(row.weekday, []).append((_hhmm(row.opens), _hhmm(row.closes)))
+        closed = frozenset(s.scalars(select(ClosedDateRow.day)))
+        return SiteRules(
+            name=site.name,
+            tz=_zone(site.timezone),
+            services={r.key: _service(r) for r in s.scalars(select(ServiceRow))},
+            priorities=tuple(
+                PriorityClass(r.key, r.name, r.rank, r.public)
+                for r in s.scalars(select(PriorityRow).order_by(PriorityRow.rank))
+            ),
+            policy=PriorityPolicy(PolicyKind(site.policy), site.aging_after_s, tuple(site.ratio or ())),
+            hours=OpeningHours({d: tuple(i) for d, i in weekly.items()}, closed),
+            language=site.language,
+        )
+
+    def _point_row(self, s: Session, serial: int, *, lock: bool = False) -> PointRow:
+        statement = select(PointRow).where(PointRow.serial == serial)
+        row = s.scalars(self.store.for_update(statement) if lock else statement).one_or_none()
+        if row is None:
+            raise UnknownPoint(f"There is no point with serial {serial}")
+        return row
+
+    def _device_row(self, s: Session, device_id: str, kind: DeviceKind) -> DeviceRow:
+        row = s.get(DeviceRow, device_id)
+        if row is None:
+            raise UnknownDevice(f"Device {device_id!r} is not in the site's registry")
+        if row.kind != kind.value:
+            raise NotPermitted(f"Device {device_id!r} is a {row.kind}, not a {kind.value}")
+        return row
+
+    def _waiting_rows(self, s: Session, service_ids: Iterable[int], *, lock: bool = False) -> list[TicketRow]:
+        ids = list(service_ids)
+        if not ids:
+            return []
+        statement = (
+            select(TicketRow)
+            .where(TicketRow.state == TicketState.WAITING.value, TicketRow.service_id.in_(ids))
+            .order_by(TicketRow.id)
+        )
+        if lock:
+            statement = self.store.for_update(statement)
+        return list(s.scalars(statement))
+
+    def _current_row(self, s: Session, serial: int) -> TicketRow | None:
+        statement = select(TicketRow).where(
+            TicketRow.point_serial == serial, TicketRow.state == TicketState.CALLED.value
+        )
+        return s.scalars(self.store.for_update(statement)).first()
+
+    def _recent_service_s(self, s: Session, service_id: int) -> list[float]:
+        rows = s.execute(
+            select(TicketRow.called_at, TicketRow.finished_at)
+            .where(TicketRow.service_id == service_id, TicketRow.state == TicketState.SERVED.value)
+            .order_by(TicketRow.finished_at.desc())
+            .limit(RECENT_SERVICES)
+        )
+        return [(done - called).total_seconds() for called, done in rows if called and done]
+
+    def _active_points_for(self, s: Session, service_id: int) -> int:
+        return s.scalar(
+            select(func.count(PointRow.id))
+            .join(PointRow.services)
+            .where(ServiceRow.id == service_id, PointRow.active.is_(True))
+        ) or 0
+
+    def _ahead_and_eta(self, s: Session, rules: SiteRules, row: TicketRow, now: datetime) -> tuple[int, int]:
+        if row.state != TicketState.WAITING.value:
+            return 0, 0
+        waiting = [_ticket(r) for r in self._waiting_rows(s, [row.service_id])]
+        ahead = people_ahead(_ticket(row), waiting, rules.policy, now)
+        eta = estimate_wait_s(ahead, self._recent_service_s(s, row.service_id),
+                              self._active_points_for(s, row.service_id))
+        return ahead, eta
+
+    # --- states to publish --------------------------------------------------
+
+    def _bump_version(self, s: Session) -> int:
+        if s.get(SiteRow, 1) is None:
+            s.add(self._site_row(s))
+            s.flush()
+        return s.execute(update(SiteRow).where(SiteRow.id == 1).values(version=SiteRow.version + 1)
+                         .returning(SiteRow.version)).scalar_one()
+
+    def _waiting_counts(self, s: Session) -> dict[int, int]:
+        rows = s.execute(
+            select(TicketRow.service_id, func.count(TicketRow.id))
+            .where(TicketRow.state == TicketState.WAITING.value)
+            .group_by(TicketRow.service_id)
+        )
+        return {service_id: count for service_id, count in rows}
+
+    def _board(self, s: Session, version: int, counts: dict[int, int] | None = None) -> Board:
+        counts = self._waiting_counts(s) if counts is None else counts
+        services = list(s.scalars(select(ServiceRow).order_by(ServiceRow.key)))
+        names = {p.serial: p.name for p in s.scalars(select(PointRow))}
+        rows = s.scalars(
+            select(TicketRow).where(TicketRow.called_at.is_not(None), TicketRow.point_serial.is_not(None))
+            .order_by(TicketRow.called_at.desc()).limit(BOARD_CALLS)
+        )
+        return Board(
+            calls=[_call_info(r, names) for r in rows],
+            waiting={svc.key: counts.get(svc.id, 0) for svc in services if svc.active},
+            version=version,
+        )
+
+    def _point_state(self, s: Session, row: PointRow, version: int, counts: dict[int, int]) -> PointState:
+        current = s.scalars(select(TicketRow).where(
+            TicketRow.point_serial == row.serial, TicketRow.state == TicketState.CALLED.value)).first()
+        return PointState(
+            serial=row.serial,
+            name=row.name,
+            active=row.active,
+            current=Current(current.number, current.service.key) if current else None,
+            waiting=sum(counts.get(svc.id, 0) for svc in row.services),
+            last_command_id=row.last_command_id,
+            version=version,
+            last_error=row.last_error,
+        )
+
+    def _site_state(self, s: Session) -> SiteState:
+        rules = self.rules(s)
+        now = self.clock()
+        is_open = rules.is_open(now)
+        opens = None if is_open else rules.hours.next_opening(now, rules.tz)
+        return SiteState(
+            name=rules.name,
+            open=is_open,
+            services=[ServiceInfo(v.key, v.name, v.prefix, v.active) for v in sorted(rules.services.values(),
+                                                                                      key=lambda v: v.key)],
+            opens_at=opens.isoformat() if opens else None,
+        )
+
+    def _changes(self, s: Session, service_ids: Iterable[int], points: Iterable[PointRow] = ()) -> list[Message]:
+        """Board and the states of ``points`` and of every point providing ``service_ids``."""
+        version = self._bump_version(s)
+        counts = self._waiting_counts(s)
+        affected = {p.serial: p for p in points}
+        ids = set(service_ids)
+        if ids:
+            for p in s.scalars(select(PointRow).join(PointRow.services).where(ServiceRow.id.in_(ids))):
+                affected.setdefault(p.serial, p)
+        messages = [Message(self.topics.board, self._board(s, version, counts).to_json(), retain=True)]
+        for p in sorted(affected.values(), key=lambda p: p.serial):
+            state = self._point_state(s, p, version, counts)
+            messages.append(Message(self.topics.point_state(p.serial), state.to_json(), retain=True))
+        return messages
+
+    def snapshot(self) -> list[Message]:
+        """Every retained state, as the database has it now (published at start and on reconnect)."""
+        with self.store.read() as s:
+            version = self._site_row(s).version
+            counts = self._waiting_counts(s)
+            messages = [
+                Message(self.topics.site_state, self._site_state(s).to_json(), retain=True),
+                Message(self.topics.board, self._board(s, version, counts).to_json(), retain=True),
+            ]
+            for p in s.scalars(select(PointRow).order_by(PointRow.serial)):
+                state = self._point_state(s, p, version, counts)
+                messages.append(Message(self.topics.point_state(p.serial), state.to_json(), retain=True))
+            site = self._site_row(s)
+            for d in s.scalars(select(DeviceRow).order_by(DeviceRow.id)):
+                config = DeviceConfig(kind=d.kind, point=d.point_serial, language=d.language or site.language,
+                                      buttons=d.buttons)
+                messages.append(Message(self.topics.device_config(d.id), config.to_json(), retain=True))
+        return messages
+
+    def site_state(self) -> SiteState:
+        with self.store.read() as s:
+            return self._site_state(s)
+
+    def board(self) -> Board:
+        with self.store.read() as s:
+            return self._board(s, self._site_row(s).version)
+
+    def point_state(self, serial: int) -> PointState:
+        with self.store.read() as s:
+            return self._point_state(s, self._point_row(s, serial), self._site_row(s).version,
+                                     self._waiting_counts(s))
+
+    def services(self) -> list[tuple[Service, int]]:
+        """Active services with how many wait for each."""
+        with self.store.read() as s:
+            counts = self._waiting_counts(s)
+            rows = s.scalars(select(ServiceRow).where(ServiceRow.active.is_(True)).order_by(ServiceRow.key))
+            return [(_service(r), counts.get(r.id, 0)) for r in rows]
+
+    # --- tickets -------------------------------------------------------------
+
+    def issue_ticket(
+        self,
+        service: str,
+        priority: str | None = None,
+        *,
+        channel: Channel,
+        language: str | None = None,
+        device_id: str | None = None,
+    ) -> TicketView:
+        """A new ticket, numbered and queued."""
+        with self.store.write() as s:
+            view, messages = self._issue(s, service, priority, channel, language, device_id)
+        self._emit(messages)
+        return view
+
+    def _issue(
+        self, s: Session, service_key: str, priority_key: str | None, channel: Channel,
+        language: str | None, device_id: str | None,
+    ) -> tuple[TicketView, list[Message]]:
+        now = self.clock()
+        rules = self.rules(s)
+        service, priority = rules.check_can_issue(service_key, priority_key, channel, now)
+        service_row = s.scalars(select(ServiceRow).where(ServiceRow.key == service.key)).one()
+        seq = self._next_seq(s, service_row.id, service_day(now, rules.tz))
+        ticket = new_ticket(rules, service, priority, seq=seq, now=now, channel=channel,
+                            token=secrets.token_urlsafe(24), language=language)
+        row = TicketRow(
+            number=ticket.number, day=ticket.day, seq=ticket.seq, service_id=service_row.id,
+            priority=ticket.priority, priority_rank=ticket.priority_rank, channel=ticket.channel.value,
+            token=ticket.token, language=ticket.language, state=ticket.state.value, issued_at=now,
+            calls=0, device_id=device_id,
+        )
+        row.service = service_row
+        s.add(row)
+        s.flush()
+        s.add(TicketEventRow(ticket_id=row.id, at=now, kind="issued", service_key=service.key))
+        ahead, eta = self._ahead_and_eta(s, rules, row, now)
+        log.info("ticket issued", extra={"ticket": row.number, "channel": channel.value, "device": device_id})
+        return self._view(row, ahead, eta, None), self._changes(s, [service_row.id])
+
+    def _next_seq(self, s: Session, service_id: int, day: Any) -> int:
+        counter = s.scalars(self.store.for_update(
+            select(DayCounterRow).where(DayCounterRow.service_id == service_id, DayCounterRow.day == day))).first()
+        if counter is None:
+            try:
+                with s.begin_nested():
+                    s.add(DayCounterRow(service_id=service_id, day=day, last=1))
+                return 1
+            except IntegrityError:
+                # Another writer created today's counter first: take the next number from it.
+                pass
+        return s.execute(
+            update(DayCounterRow)
+            .where(DayCounterRow.service_id == service_id, DayCounterRow.day == day)
+            .values(last=DayCounterRow.last + 1)
+            .returning(DayCounterRow.last)
+        ).scalar_one()
+
+    def _view(self, row: TicketRow, ahead: int, eta: int, point_name: str | None) -> TicketView:
+        return TicketView(
+            number=row.number, service=row.service.key, service_name=row.service.name, state=row.state,
+            ahead=ahead, eta_s=eta, point=row.point_serial, point_name=point_name, token=row.token,
+            track_url=self.track_url(row.token), issued_at=row.issued_at, called_at=row.called_at,
+            language=row.language,
+        )
+
+    def ticket(self, token: str) -> TicketView:
+        """The ticket with tracking ``token``."""
+        with self.store.read() as s:
+            row = s.scalars(select(TicketRow).where(TicketRow.token == token)).one_or_none()
+            if row is None:
+                raise UnknownTicket("There is no such ticket")
+            ahead, eta = self._ahead_and_eta(s, self.rules(s), row, self.clock())
+            point_name = None
+            if row.point_serial is not None:
+                point_name = s.scalar(select(PointRow.name).where(PointRow.serial == row.point_serial))
+            return self._view(row, ahead, eta, point_name)
+
+    def cancel_ticket(self, token: str) -> TicketView:
+        """The client gives up their place."""
+        now = self.clock()
+        with self.store.write() as s:
+            row = s.scalars(self.store.for_update(select(TicketRow).where(TicketRow.token == token))).one_or_none()
+            if row is None:
+                raise UnknownTicket("There is no such ticket")
+            _apply(row, _ticket(row).cancel(now))
+            s.add(TicketEventRow(ticket_id=row.id, at=now, kind="cancelled", service_key=row.service.key))
+            messages = self._changes(s, [row.service_id])
+            view = self._view(row, 0, 0, None)
+        self._emit(messages)
+        return view
+
+    def handle_ticket_request(self, device_id: str, request: TicketRequest) -> TicketReply:
+        """A kiosk's request: answered once, and alike however often it is delivered."""
+        source = f"device:{device_id}"
+        for _attempt in range(3):
+            messages: list[Message] = []
+            try:
+                with self.store.write() as s:
+                    prior = s.get(ProcessedMessageRow, (source, request.request_id))
+                    if prior is not None:
+                        return TicketReply.from_dict(prior.response)
+                    device = self._device_row(s, device_id, DeviceKind.KIOSK)
+                    try:
+                        with s.begin_nested():
+                            view, messages = self._issue(s, request.service, request.priority, Channel.KIOSK,
+                                                         request.language or device.language, device_id)
+                        reply = TicketReply.success(request.request_id, IssuedTicket(
+                            view.number, view.service, view.ahead, view.eta_s, view.track_url))
+                    except NextupError as exc:
+                        messages = []
+                        reply = TicketReply.failure(request.request_id, exc.code, exc.message)
+                    s.add(ProcessedMessageRow(source=source, message_id=request.request_id, kind="ticket",
+                                              response=reply.to_dict(), at=self.clock()))
+            except IntegrityError:
+                continue  # the same request committed by another instance meanwhile: answer as it did
+            self._emit(messages)
+            return reply
+        raise RuntimeError("ticket request kept conflicting")
+
+    def handle_ticket_printed(self, device_id: str, report: TicketPrinted) -> None:
+        """Record whether a kiosk's ticket came out of the printer."""
+        with self.store.write() as s:
+            self._device_row(s, device_id, DeviceKind.KIOSK)
+            row = s.scalars(
+                select(TicketRow).where(TicketRow.device_id == device_id, TicketRow.number == report.number)
+                .order_by(TicketRow.issued_at.desc())
+            ).first()
+            if row is None:
+                raise UnknownTicket(f"Device {device_id!r} issued no ticket {report.number}")
+            row.printed = report.printed
+            row.print_error = None if report.printed else (report.reason or "not printed")
+            s.add(TicketEventRow(ticket_id=row.id, at=self.clock(), kind="printed" if report.printed
+                                 else "print_failed", service_key=row.service.key))
+
+    # --- points --------------------------------------------------------------
+
+    def handle_command(self, device_id: str, command: Command) -> CommandResult:
+        """A point unit's button press."""
+        with self.store.read() as s:
+            device = self._device_row(s, device_id, DeviceKind.POINT)
+            if device.point_serial is None:
+                raise NotPermitted(f"Device {device_id!r} drives no point")
+            serial = device.point_serial
+        return self.point_command(serial, PointAction(command.action), command_id=command.command_id,
+                                  source=f"device:{device_id}")
+
+    def point_command(
+        self,
+        serial: int,
+        action: PointAction | str,
+        *,
+        command_id: str,
+        source: str,
+        specialist_id: int | None = None,
+        service: str | None = None,
+    ) -> CommandResult:
+        """Do ``action`` at point ``serial`` once per ``command_id``; a refused action is recorded, not raised.
+
+        ``action`` is a PointAction or "transfer" (to ``service``, from the console).
+        """
+        for _attempt in range(3):
+            try:
+                with self.store.write() as s:
+                    prior = s.get(ProcessedMessageRow, (source, command_id))
+                    if prior is not None:
+                        return _command_result(prior.response)
+                    point = self._point_row(s, serial, lock=True)
+                    try:
+                        with s.begin_nested():
+                            services, extra = self._act(s, point, action, specialist_id, service)
+                        error = None
+                    except NextupError as exc:
+                        services, extra = [], []
+                        error = {"code": exc.code, "message": exc.message}
+                        log.info("command refused", extra={"command_id": command_id, "point": serial,
+                                                           "reason": exc.message})
+                    point.last_command_id = command_id
+                    point.last_error = error
+                    messages = self._changes(s, services, [point]) + extra
+                    state = PointState.parse(next(m.payload for m in messages
+                                                  if m.topic == self.topics.point_state(serial)))
+                    result = CommandResult(command_id, error is None, error, state)
+                    s.add(ProcessedMessageRow(source=source, message_id=command_id, kind="command",
+                                              response=_command_dict(result), at=self.clock()))
+            except IntegrityError:
+                continue
+            self._emit(messages)
+            return result
+        raise RuntimeError("command kept conflicting")
+
+    def _act(
+        self, s: Session, point: PointRow, action: PointAction | str, specialist_id: int | None,
+        service_key: str | None,
+    ) -> tuple[list[int], list[Message]]:
+        """Apply one action; the service ids whose queues changed and any extra messages."""
+        now = self.clock()
+        current = self._current_row(s, point.serial)
+
+        def event(row: TicketRow, kind: str) -> None:
+            s.add(TicketEventRow(ticket_id=row.id, at=now, kind=kind, point_serial=point.serial,
+                                 service_key=row.service.key, specialist_id=specialist_id))
+
+        def need_current(doing: str) -> TicketRow:
+            if current is None:
+                raise IllegalTransition(f"Cannot {doing}: no ticket is called at {point.name}")
+            return current
+
+        if action == "transfer":
+            row = need_current("transfer")
+            rules = self.rules(s)
+            target = rules.service(service_key or "")
+            if not target.active:
+                raise ServiceInactive(f"{target.name} is not taking tickets now")
+            old_service = row.service_id
+            target_row = s.scalars(select(ServiceRow).where(ServiceRow.key == target.key)).one()
+            _apply(row, _ticket(row).transfer(target.key))
+            row.service_id, row.service = target_row.id, target_row
+            event(row, "transferred")
+            return [old_service, target_row.id], []
+        action = PointAction(action)
+        if action is PointAction.ACTIVATE:
+            point.active = True
+            return [], []
+        if action is PointAction.DEACTIVATE:
+            point.active = False
+            return [], []
+        if action is PointAction.SERVED:
+            row = need_current("mark served")
+            _apply(row, _ticket(row).serve(now))
+            event(row, "served")
+            return [row.service_id], []
+        if action is PointAction.NO_SHOW:
+            row = need_current("mark a no-show")
+            _apply(row, _ticket(row).no_show(now))
+            event(row, "no_show")
+            return [row.service_id], []
+        if action is PointAction.RECALL:
+            row = need_current("recall to the queue")
+            _apply(row, _ticket(row).recall())
+            event(row, "recalled")
+            return [row.service_id], []
+        # NEXT: the client at the point is done, then the next one is called.
+        touched: list[int] = []
+        domain_point = _point(point)
+        if current is not None and domain_point.active:
+            _apply(current, _ticket(current).serve(now))
+            event(current, "served")
+            touched.append(current.service_id)
+        rules = self.rules(s)
+        waiting_rows = self._waiting_rows(s, [svc.id for svc in point.services], lock=True)
+        by_id = {r.id: r for r in waiting_rows}
+        called, point.ratio_state = call_next(
+            domain_point, [_ticket(r) for r in waiting_rows], rules.policy, now, tuple(point.ratio_state or ()))
+        row = by_id[called.id]  # type: ignore[index]
+        _apply(row, called)
+        row.specialist_id = specialist_id
+        event(row, "called")
+        touched.append(row.service_id)
+        names = {point.serial: point.name}
+        call = Message(self.topics.call, _call_info(row, names).to_json())
+        return touched, [call]
+
+    # --- devices -------------------------------------------------------------
+
+    def handle_status(self, device_id: str, status: DeviceStatus) -> None:
+        """A device's retained status: online or offline, and its printer."""
+        with self.store.write() as s:
+            row = s.get(DeviceRow, device_id)
+            if row is None:
+                raise UnknownDevice(f"Device {device_id!r} is not in the site's registry")
+            if row.kind != status.kind:
+                raise NotPermitted(f"Device {device_id!r} is a {row.kind}, not a {status.kind}")
+            row.online = status.online
+            row.status = status.to_dict()
+            row.last_seen = self.clock()
+        self._emit([Message(self.topics.device_status(device_id), status.to_json(), retain=True)])
+
+    def waiting_at_closing(self) -> list[TicketView]:
+        """Tickets still waiting (shown to the admin when the site has closed)."""
+        with self.store.read() as s:
+            rows = s.scalars(select(TicketRow).where(TicketRow.state == TicketState.WAITING.value)
+                             .order_by(TicketRow.issued_at))
+            return [self._view(r, 0, 0, None) for r in rows]
+
+
+# --- mapping rows <-> domain -------------------------------------------------
+
+
+def _service(row: ServiceRow) -> Service:
+    return Service(key=row.key, name=row.name, prefix=row.prefix, description=row.description or "",
+                   active=row.active)
+
+
+def _point(row: PointRow) -> Point:
+    return Point(serial=row.serial, name=row.name, services=frozenset(s.key for s in row.services),
+                 active=row.active)
+
+
+def _ticket(row: TicketRow) -> Ticket:
+    return Ticket(
+        number=row.number, service=row.service.key, priority=row.priority, priority_rank=row.priority_rank,
+        seq=row.seq, day=row.day, issued_at=row.issued_at, channel=Channel(row.channel), token=row.token,
+        language=row.language, state=TicketState(row.state), point=row.point_serial, called_at=row.called_at,
+        finished_at=row.finished_at, calls=row.calls, id=row.id,
+    )
+
+
+def _apply(row: TicketRow, ticket: Ticket) -> None:
+    row.state = ticket.state.value
+    row.point_serial = ticket.point
+    row.called_at = ticket.called_at
+    row.finished_at = ticket.finished_at
+    row.calls = ticket.calls
+
+
+def _call_info(row: TicketRow, point_names: dict[int, str]) -> CallInfo:
+    assert row.point_serial is not None and row.called_at is not None
+    return CallInfo(
+        number=row.number, point=row.point_serial, point_name=point_names.get(row.point_serial, ""),
+        service=row.service.key, at=row.called_at.isoformat(), language=row.language,
+    )
+
+
+def _command_dict(result: CommandResult) -> dict[str, Any]:
+    return {"command_id": result.command_id, "ok": result.ok, "error": result.error,
+            "state": result.state.to_dict()}
+
+
+def _command_result(data: dict[str, Any]) -> CommandResult:
+    return CommandResult(data["command_id"], data["ok"], data["error"], PointState.from_dict(data["state"]))

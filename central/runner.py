@@ -1,0 +1,104 @@
+"""``nextup central``: the coordinator, its MQTT bridge and its HTTP server in one process."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Any
+
+from central.bridge import Bridge
+from central.coordinator import Coordinator, Message
+from central.store import Store
+from central.store.migrate import check_schema
+from central.web import create_app
+from nextup.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TICK_S = 5.0
+
+
+class Central:
+    """A running coordinator: store, bridge and (optionally) HTTP server.  Use it in a ``with`` block."""
+
+    def __init__(self, settings: Settings, *, http: tuple[str, int] | None = None, shared: bool = False,
+                 tick_s: float = TICK_S) -> None:
+        check_schema(settings.database)
+        self.settings = settings
+        self.store = Store(settings.database)
+        self.coordinator = Coordinator(self.store, site=settings.site, public_url=settings.public_url)
+        self.bridge = Bridge(self.coordinator, settings.mqtt, shared=shared)
+        self.app = create_app(self.coordinator, bridge=self.bridge)
+        self.http = http
+        self.tick_s = tick_s
+        self._server: Any = None
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self._published_site: list[Message] = []
+        self._closed = False
+
+    @property
+    def http_port(self) -> int | None:
+        return self._server.effective_port if self._server is not None else None
+
+    def start(self) -> Central:
+        self.bridge.start()
+        if self.http is not None:
+            from waitress.server import create_server
+
+            self._server = create_server(self.app, host=self.http[0], port=self.http[1], threads=8,
+                                         ident="nextup")
+            self._spawn(self._server.run, "http")
+        self._spawn(self._tick, "tick")
+        return self
+
+    def _spawn(self, target: Any, name: str) -> None:
+        thread = threading.Thread(target=target, name=f"central-{name}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _tick(self) -> None:
+        """Republish the site and device configs when they change without a queue event:
+        the site opens or closes, or `nextup site apply` ran in another process."""
+        while not self._stopping.wait(self.tick_s):
+            try:
+                current = [m for m in self.coordinator.snapshot()
+                           if m.topic == self.coordinator.topics.site_state or "/config" in m.topic]
+                if current != self._published_site and self.bridge.connected.is_set():
+                    self.bridge.publish([m for m in current if m not in self._published_site])
+                    self._published_site = current
+            except Exception:
+                log.exception("periodic republish failed")
+
+    def stop(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._stopping.set()
+        if self._server is not None:
+            self._server.close()
+            self._server.task_dispatcher.shutdown()
+        self.bridge.stop()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self.store.close()
+
+    def __enter__(self) -> Central:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def run_central(settings: Settings, *, host: str, port: int) -> None:
+    """Run until SIGTERM or Ctrl-C."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    with Central(settings, http=(host, port)) as central:
+        log.info("nextup central: http://%s:%d, broker %r", host, central.http_port, settings.mqtt)
+        try:
+            done.wait()
+        except KeyboardInterrupt:
+            pass

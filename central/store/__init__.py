@@ -1,0 +1,5 @@
+"""Storage: SQLAlchemy models, engine set-up and Alembic migrations."""
+
+from .db import Store
+
+__all__ = ["Store"]
