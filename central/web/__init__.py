@@ -1,4 +1,11 @@
-"""The HTTP side of central: a Flask application factory, one blueprint per audience."""
+"""The HTTP side of central: a Flask application factory, one blueprint per audience.
+
+- ``api``      JSON API under /api/v1, for apps and scripts;
+- ``customer`` the public pages: services, take a ticket, follow it (/, /t/<token>);
+- ``display``  the web board for any TV with a browser (/board);
+- ``console``  the specialist's console at a point (/console);
+- ``admin``    the admin panel (/admin).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +22,6 @@ def create_app(coordinator: Coordinator, *, bridge: Any = None, config: dict[str
     app = Flask(__name__, instance_relative_config=False)
     app.config.from_mapping(
         SECRET_KEY=os.environ.get("NEXTUP_SECRET_KEY") or os.urandom(32),
-        JSON_SORT_KEYS=False,
         MAX_CONTENT_LENGTH=64 * 1024,
     )
     app.config.from_prefixed_env("NEXTUP")
@@ -24,7 +30,11 @@ def create_app(coordinator: Coordinator, *, bridge: Any = None, config: dict[str
     app.extensions["nextup.coordinator"] = coordinator
     app.extensions["nextup.bridge"] = bridge
 
-    from . import api
+    from . import admin, api, console, customer, display
 
     app.register_blueprint(api.blueprint, url_prefix="/api/v1")
+    app.register_blueprint(customer.blueprint)
+    app.register_blueprint(display.blueprint)
+    app.register_blueprint(console.blueprint, url_prefix="/console")
+    app.register_blueprint(admin.blueprint, url_prefix="/admin")
     return app
