@@ -6,6 +6,7 @@ Everything Mosquitto-specific lives here. Topic strings come from
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -267,10 +268,8 @@ def _replace(path: Path, text: str, mode: int) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
         if old is not None and hasattr(os, "chown"):
-            try:
+            with contextlib.suppress(PermissionError):  # not root: the file stays ours
                 os.chown(tmp, old.st_uid, old.st_gid)
-            except PermissionError:
-                pass
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -514,7 +513,9 @@ class RunningBroker:
         self._wait_login(device_id, old, accepted=False)
         return self.url(device_id)
 
-    def _apply(self, devices: dict[str, str], *, rotate: Collection[str] = (), wait_for: str | None = None) -> None:
+    def _apply(
+        self, devices: dict[str, str], *, rotate: Collection[str] = (), wait_for: str | None = None
+    ) -> None:
         self.passwords = write_credentials(self.config.directory, self.site, devices.items(), rotate=rotate)
         self.devices = dict(devices)
         if self.running:
@@ -531,5 +532,5 @@ class RunningBroker:
         deadline = time.monotonic() + self.start_timeout
         while (try_login(self.host, self.port, user, password) == ACCEPTED) != accepted:
             if time.monotonic() > deadline:
-                raise BrokerError(f"the broker did not take the new credentials of {user}:\n{self.log_tail()}")
+                raise BrokerError(f"the broker did not apply the credentials of {user}:\n{self.log_tail()}")
             time.sleep(0.02)
