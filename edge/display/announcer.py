@@ -104,6 +104,16 @@ class RecordingAnnouncer:
             return list(self.said)
 
 
+class SilentAnnouncer:
+    """Says nothing: a display without espeak-ng still shows every call."""
+
+    def say(self, text: str, language: str) -> None:
+        log.info("(silent) %s", text)
+
+    def has_voice(self, language: str) -> bool:
+        return False
+
+
 def installed_voices(espeak: str = "espeak-ng") -> frozenset[str]:
     """The language codes espeak-ng has voices for, lower case (``en``, ``en-gb``, ``pt-br``...)."""
     try:

@@ -1,10 +1,10 @@
 """Drawing a frame of the hall display: a pure function of a ``View`` and a screen size.
 
 Everything is measured in fractions of the screen, so 720p, 1080p and 4K show
-the same picture.  The newest call is the biggest thing on screen: at 1080p
-its ticket number is about a fifth of the screen's height, which reads from
-well over 10 metres on a hall-sized screen; older calls and waiting counts are
-about half that.
+the same picture.  The newest call is the biggest thing on screen, in a banner
+across it: its digits stand about 12 % of the screen's height (8 cm on a 55"
+screen: about 1 inch per 10 feet, read from 10 metres); earlier calls and
+waiting counts are about half that.
 """
 
 from __future__ import annotations
@@ -38,9 +38,10 @@ class Layout:
     """Where each part of the screen goes, from the screen's size."""
 
     size: tuple[int, int]
-    unit: float  # 1 % of the screen's height (or of its width when it stands upright and is narrow)
+    unit: float  # 1 % of the screen's height (of its width on an upright screen)
     header: pygame.Rect
-    calls: pygame.Rect
+    newest: pygame.Rect  # the call just made, across the whole screen
+    calls: pygame.Rect  # the calls before it
     waiting: pygame.Rect
 
     @property
@@ -49,21 +50,22 @@ class Layout:
 
 
 def layout(size: tuple[int, int]) -> Layout:
-    """The layout of a ``size`` screen: a header, the calls, and the waiting counts beside or below."""
+    """The layout of a ``size`` screen: header, newest call, then earlier calls and waiting counts."""
     w, h = size
     unit = min(h, w * 9 / 16) / 100 if w >= h else w / 100
     m = round(2.5 * unit)
     header = pygame.Rect(0, 0, w, round(12 * unit))
-    top = header.bottom + m
-    if w >= h * 1.2:  # landscape: calls on the left, waiting on the right
-        calls_w = round((w - 3 * m) * 0.66)
+    newest = pygame.Rect(m, header.bottom + m, w - 2 * m, round(28 * unit))
+    top = newest.bottom + m
+    if w >= h * 1.2:  # landscape: earlier calls on the left, waiting on the right
+        calls_w = round((w - 3 * m) * 0.6)
         calls = pygame.Rect(m, top, calls_w, h - top - m)
         waiting = pygame.Rect(calls.right + m, top, w - calls.right - 2 * m, h - top - m)
     else:  # upright or square: waiting below the calls
         body = h - top - 2 * m
-        calls = pygame.Rect(m, top, w - 2 * m, round(body * 0.62))
+        calls = pygame.Rect(m, top, w - 2 * m, round(body * 0.55))
         waiting = pygame.Rect(m, calls.bottom + m, w - 2 * m, h - calls.bottom - 2 * m)
-    return Layout(size=size, unit=unit, header=header, calls=calls, waiting=waiting)
+    return Layout(size=size, unit=unit, header=header, newest=newest, calls=calls, waiting=waiting)
 
 
 @lru_cache(maxsize=64)
@@ -113,10 +115,15 @@ def _blit(target: pygame.Surface, surf: pygame.Surface, *, left: int | None = No
 
 def render(view: View, size: tuple[int, int]) -> pygame.Surface:
     """The frame for ``view`` on a ``size`` screen."""
+    if not pygame.font.get_init():
+        pygame.font.init()
+    # Fonts live for one frame: a font kept across pygame.font.quit()/init() crashes pygame.
+    _font.cache_clear()
     lay = layout(size)
     screen = pygame.Surface(size)
     screen.fill(BACKGROUND)
     _header(screen, lay, view)
+    _newest(screen, lay, view.board)
     _calls(screen, lay, view.board)
     _waiting(screen, lay, view.board, view.site)
     return screen
@@ -139,64 +146,72 @@ def _header(screen: pygame.Surface, lay: Layout, view: View) -> None:
     _blit(screen, title, left=rect.left + m, centery=rect.centery)
 
 
+def _newest(screen: pygame.Surface, lay: Layout, board: Board | None) -> None:
+    """The call just made: number and point side by side, as big as the banner allows."""
+    u, rect = lay.unit, lay.newest
+    pad = round(2 * u)
+    if not board or not board.calls:
+        pygame.draw.rect(screen, PANEL, rect, border_radius=pad)
+        empty = text_surface("Please take a ticket", 8 * u, MUTED, max_width=rect.width - 2 * pad)
+        screen.blit(empty, empty.get_rect(center=rect.center))
+        return
+    call = board.calls[0]
+    pygame.draw.rect(screen, HIGHLIGHT, rect, border_radius=pad)
+    pad = round(4 * u)
+    arrow_w = round(12 * u)
+    gap = round(3 * u)
+    px = _fit_px(call.number + call.point_name, 24 * u, rect.width - 2 * pad - arrow_w - 2 * gap, 6 * u)
+    font = _font(px)
+    number, name = font.render(call.number, True, HIGHLIGHT_TEXT), font.render(call.point_name, True, HIGHLIGHT_TEXT)
+    if number.get_width() + name.get_width() + arrow_w + 2 * gap > rect.width - 2 * pad:
+        name = text_surface(call.point_name, px, HIGHLIGHT_TEXT,
+                            max_width=rect.width - 2 * pad - arrow_w - 2 * gap - number.get_width())
+    # centred as a group: a sign, not a table
+    x = rect.centerx - (number.get_width() + name.get_width() + arrow_w + 2 * gap) // 2
+    _blit(screen, number, left=x, centery=rect.centery)
+    _arrow(screen, x + number.get_width() + gap, rect.centery, arrow_w, round(px * 0.45), HIGHLIGHT_TEXT)
+    _blit(screen, name, left=x + number.get_width() + arrow_w + 2 * gap, centery=rect.centery)
+
+
+def _arrow(screen: pygame.Surface, x: int, centery: int, width: int, height: int,
+           color: tuple[int, int, int]) -> None:
+    """An arrow drawn, not typed: the default font has no arrow glyph."""
+    head = min(width // 2, height)
+    shaft = max(2, height // 4)
+    pygame.draw.rect(screen, color, (x, centery - shaft // 2, width - head + 1, shaft))
+    pygame.draw.polygon(screen, color, [(x + width - head, centery - height // 2), (x + width, centery),
+                                        (x + width - head, centery + height // 2)])
+
+
 def _calls(screen: pygame.Surface, lay: Layout, board: Board | None) -> None:
+    """The calls before the newest, one row each, as many as fit."""
     u, rect = lay.unit, lay.calls
+    calls = board.calls[1:] if board else []
+    if not calls:
+        return
     pad = round(2 * u)
     heading_h = round(5 * u)
-    number_w = round(rect.width * 0.42)
-    arrow_w = round(rect.width * 0.10)
+    number_w = round(rect.width * 0.40)
+    arrow_w = round(rect.width * 0.12)
+    name_left = rect.left + number_w + arrow_w
     _blit(screen, text_surface("Ticket", 3.6 * u, MUTED), left=rect.left + pad, centery=rect.top + heading_h // 2)
-    _blit(screen, text_surface("Point", 3.6 * u, MUTED),
-          left=rect.left + number_w + arrow_w + pad, centery=rect.top + heading_h // 2)
-    top = rect.top + heading_h + round(u)
-    calls = board.calls if board else []
-    if not calls:
-        empty = text_surface("Please take a ticket", 6 * u, MUTED, max_width=rect.width - 2 * pad)
-        screen.blit(empty, empty.get_rect(center=(rect.centerx, top + (rect.bottom - top) // 3)))
-        return
-    newest_h = round(26 * u)
-    newest = pygame.Rect(rect.left, top, rect.width, newest_h)
-    _call_row(screen, newest, calls[0], 19 * u, HIGHLIGHT_TEXT, number_w, arrow_w, pad, background=HIGHLIGHT)
-    row_h = round(12 * u)
-    y = newest.bottom + round(1.5 * u)
-    for call in calls[1:]:
+    _blit(screen, text_surface("Point", 3.6 * u, MUTED), left=name_left, centery=rect.top + heading_h // 2)
+    row_h = round(11.5 * u)
+    y = rect.top + heading_h
+    line = max(1, round(0.2 * u))
+    for call in calls:
         if y + row_h > rect.bottom:
             break
         row = pygame.Rect(rect.left, y, rect.width, row_h)
-        _call_row(screen, row, call, 8.5 * u, TEXT, number_w, arrow_w, pad)
-        pygame.draw.line(screen, ROW_LINE, (row.left, row.bottom - 1), (row.right, row.bottom - 1),
-                         max(1, round(0.2 * u)))
+        number = text_surface(call.number, 8.5 * u, TEXT, max_width=number_w - 2 * pad, min_px=4 * u)
+        _blit(screen, number, left=row.left + pad, centery=row.centery)
+        _arrow(screen, row.left + number_w + (arrow_w - round(6 * u)) // 2, row.centery, round(6 * u),
+               round(4 * u), TEXT)
+        name = text_surface(call.point_name, 8.5 * u, TEXT, max_width=row.right - pad - name_left, min_px=3.5 * u)
+        _blit(screen, name, left=name_left, centery=row.centery)
+        # inclusive end points: stop one pixel short of the panel's edge
+        pygame.draw.line(screen, ROW_LINE, (row.left, row.bottom - line), (row.right - 1, row.bottom - line), line)
         y = row.bottom
-
-
-def _call_row(screen: pygame.Surface, row: pygame.Rect, call: CallInfo, line_px: float,
-              color: tuple[int, int, int], number_w: int, arrow_w: int, pad: int,
-              background: tuple[int, int, int] | None = None) -> None:
-    if background is not None:
-        pygame.draw.rect(screen, background, row, border_radius=pad)
-    name_left = row.left + number_w + arrow_w + pad
-    name_w = row.right - pad - name_left
-    font = _font(max(MIN_TEXT_PX, round(line_px)))
-    number_nat, name_nat = font.size(call.number)[0], font.size(call.point_name)[0]
-    if background is not None and (number_nat > number_w - 2 * pad or name_nat > name_w):
-        # The newest call too long for the columns: one size for number and point, side by
-        # side, so both stay as big as the row allows (older rows keep their columns aligned).
-        avail = row.width - 3 * pad - arrow_w
-        line_px = _fit_px(call.number + call.point_name, line_px, avail, line_px * 0.4)
-        number_w = _font(line_px).size(call.number)[0] + 2 * pad
-        name_left = row.left + number_w + arrow_w + pad
-        name_w = row.right - pad - name_left
-    number = text_surface(call.number, line_px, color, max_width=number_w - 2 * pad, min_px=line_px * 0.4)
-    _blit(screen, number, left=row.left + pad, centery=row.centery)
-    # an arrow drawn, not typed: the default font has no arrow glyph
-    aw, ah = arrow_w * 2 // 3, max(4, round(min(line_px * 0.5, arrow_w * 0.5)))
-    ax = row.left + number_w + (arrow_w - aw) // 2
-    shaft = max(2, ah // 5)
-    pygame.draw.rect(screen, color, (ax, row.centery - shaft // 2, aw - ah // 2, shaft))
-    pygame.draw.polygon(screen, color, [(ax + aw - ah // 2, row.centery - ah // 2),
-                                        (ax + aw, row.centery), (ax + aw - ah // 2, row.centery + ah // 2)])
-    name = text_surface(call.point_name, line_px, color, max_width=name_w, min_px=line_px * 0.4)
-    _blit(screen, name, left=name_left, centery=row.centery)
 
 
 def waiting_rows(board: Board | None, site: SiteState | None) -> list[tuple[str, int]]:

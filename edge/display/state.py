@@ -1,7 +1,7 @@
 """What the hall display knows, fed by MQTT messages, free of I/O.
 
-``DisplayState`` takes the raw payloads of ``site``, ``board``, ``call`` and
-the device's ``config`` and turns them into a ``View``: everything a frame
+``DisplayState`` takes the raw payloads of ``site``, ``board`` and ``call``
+and turns them into a ``View``: everything a frame
 shows.  A bad payload is logged and changes nothing; the last good board
 stays on screen while the broker is away.
 """
@@ -15,11 +15,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from central.domain.errors import BadPayload
-from nextup.contract import Board, CallInfo, DeviceConfig, SiteState
+from nextup.contract import Board, CallInfo, SiteState
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LANGUAGE = "en"
 MAX_CALLS_KEPT = 12
 _SEEN_CALLS = 64
 
@@ -41,14 +40,12 @@ class View:
 class DisplayState:
     """The display's state machine; thread-safe so MQTT callbacks may feed it."""
 
-    def __init__(self, *, language: str = DEFAULT_LANGUAGE) -> None:
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._board: Board | None = None
         self._board_version = -1
         self._site: SiteState | None = None
         self._online = False
-        self._configured_language = language
-        self._config: DeviceConfig | None = None
         self._seen_calls: deque[tuple[str, int, str]] = deque(maxlen=_SEEN_CALLS)
 
     # --- inputs ----------------------------------------------------------
@@ -95,28 +92,11 @@ class DisplayState:
             self._board = replace(board, calls=[call, *others][:MAX_CALLS_KEPT])
         return call
 
-    def on_config(self, payload: bytes | str) -> bool:
-        """The device's retained ``config``; its language overrides the configured one."""
-        config = _parse(DeviceConfig, payload, "config")
-        if config is None:
-            return False
-        with self._lock:
-            self._config = config
-        return True
-
     def set_online(self, online: bool) -> None:
         with self._lock:
             self._online = online
 
     # --- outputs ---------------------------------------------------------
-
-    @property
-    def language(self) -> str:
-        """The language announcements fall back to: central's config, else the local one."""
-        with self._lock:
-            if self._config is not None and self._config.language:
-                return self._config.language
-            return self._configured_language
 
     def view(self, now: datetime | None = None) -> View:
         with self._lock:

@@ -1,0 +1,247 @@
+"""``nextup display``: the hall display on the device runtime.
+
+MQTT messages arrive on the runtime's network thread and only touch the
+thread-safe ``DisplayState`` and the announcement queue; the main thread owns
+pygame: it redraws when the view changes (or the clock's minute does) and
+writes the screenshot.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from edge.runtime import Device
+from nextup.contract import DeviceConfig
+from nextup.settings import Settings, SettingsError
+
+from .announcer import AnnouncementQueue, Announcer, EspeakAnnouncer, SilentAnnouncer, mixer_ready, play_chime
+from .render import render
+from .state import DisplayState, View
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LANGUAGE = "en"
+SIM_SIZE = (1920, 1080)
+FRAME_WAIT_S = 0.2
+
+
+def parse_resolution(value: Any) -> tuple[int, int] | None:
+    """``"1920x1080"`` -> (1920, 1080); None for None; ``SettingsError`` for anything else."""
+    if value is None:
+        return None
+    w, sep, h = str(value).lower().partition("x")
+    if not sep or not w.isdigit() or not h.isdigit() or not (200 <= int(w) <= 8192 and 200 <= int(h) <= 8192):
+        raise SettingsError(f"resolution {value!r} must look like 1920x1080")
+    return int(w), int(h)
+
+
+def choose_video_driver(sim: bool, env: dict[str, str] | os._Environ[str] = os.environ) -> None:
+    """SDL's dummy driver in sim, KMS/DRM on a console without a desktop; an explicit choice wins."""
+    if env.get("SDL_VIDEODRIVER"):
+        return
+    if sim:
+        env["SDL_VIDEODRIVER"] = "dummy"
+    elif not env.get("DISPLAY") and not env.get("WAYLAND_DISPLAY"):
+        env["SDL_VIDEODRIVER"] = "kmsdrm"
+
+
+def default_announcer() -> Announcer:
+    if shutil.which("espeak-ng"):
+        return EspeakAnnouncer()
+    log.warning("espeak-ng is not installed: calls are shown and chimed, not spoken")
+    return SilentAnnouncer()
+
+
+class HallDisplay(Device):
+    """The hall display: subscribes to ``site``, ``board`` and ``call``; draws and announces.
+
+    ``announcer`` speaks (espeak-ng by default), ``chime`` rings before each
+    announcement (None for silence), ``size`` fixes the screen size (else full
+    screen; 1920x1080 in sim), ``screenshot`` is a PNG path written after each
+    redraw, ``clock`` gives the time shown.
+    """
+
+    kind = "display"
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sim: bool = False,
+        announcer: Announcer | None = None,
+        chime: Callable[[], None] | None = play_chime,
+        size: tuple[int, int] | None = None,
+        screenshot: str | os.PathLike[str] | None = None,
+        clock: Callable[[], datetime] = datetime.now,
+        **device_options: Any,
+    ) -> None:
+        self.state = DisplayState()
+        self.size = size or parse_resolution(settings.extra.get("resolution"))
+        self.screenshot = Path(screenshot) if screenshot else None
+        self.clock = clock
+        self.frames = 0
+        """How many frames were drawn."""
+        self._announcer = announcer
+        self._chime = chime
+        self._changed = threading.Event()
+        self._surface: Any = None
+        self._last_key: tuple[object, ...] | None = None
+        self.announcements: AnnouncementQueue | None = None
+        super().__init__(settings, sim=sim, **device_options)
+
+    # --- Device ------------------------------------------------------------------
+
+    def setup(self) -> None:
+        self.announcements = AnnouncementQueue(self._announcer or default_announcer(), chime=self._chime)
+        topics = self.runtime.topics
+        self.runtime.subscribe(topics.site_state, self._on_site)
+        self.runtime.subscribe(topics.board, self._on_board)
+        self.runtime.subscribe(topics.call, self._on_call)
+        self.runtime.on_connection(self._on_connection)
+        self.runtime.on_config(self._on_config)
+
+    def teardown(self) -> None:
+        if self.announcements is not None:
+            self.announcements.close()
+        if self._surface is not None:
+            import pygame
+
+            pygame.display.quit()
+            self._surface = None
+
+    @property
+    def language(self) -> str:
+        """The language of announcements when a call names none (or one without a voice)."""
+        return self.runtime.language or DEFAULT_LANGUAGE
+
+    # --- messages (network thread) -------------------------------------------------
+
+    def _on_site(self, message: mqtt.MQTTMessage) -> None:
+        if message.payload and self.state.on_site(message.payload):
+            self._changed.set()
+
+    def _on_board(self, message: mqtt.MQTTMessage) -> None:
+        if message.payload and self.state.on_board(message.payload):
+            self._changed.set()
+
+    def _on_call(self, message: mqtt.MQTTMessage) -> None:
+        call = self.state.on_call(message.payload)
+        if call is None:
+            return
+        self._changed.set()
+        assert self.announcements is not None
+        self.announcements.announce(call, self.language)
+
+    def _on_connection(self, online: bool) -> None:
+        self.state.set_online(online)
+        self._changed.set()
+
+    def _on_config(self, config: DeviceConfig) -> None:
+        log.info("%s: configured by central (language %s)", self.device_id, config.language or "unset")
+
+    # --- screen (main thread) ---------------------------------------------------------
+
+    def open_screen(self) -> None:
+        """Opens the screen: full screen on the HDMI output, or a ``size`` surface (SDL's dummy driver in sim)."""
+        if self._surface is not None:
+            return
+        choose_video_driver(self.sim)
+        import pygame
+
+        pygame.display.init()
+        pygame.font.init()
+        if self.size is None and self.sim:
+            self.size = SIM_SIZE
+        if self.size is None:
+            self._surface = pygame.display.set_mode((0, 0), pygame.FULLSCREEN)
+            self.size = self._surface.get_size()
+        else:
+            self._surface = pygame.display.set_mode(self.size)
+        pygame.display.set_caption("Nextup")
+        pygame.mouse.set_visible(False)
+        if self._chime is play_chime:
+            mixer_ready()  # open the audio device here, on the main thread, not in the worker
+        log.info("%s: screen %dx%d (%s)", self.device_id, *self.size, pygame.display.get_driver())
+
+    def view(self) -> View:
+        return self.state.view(self.clock())
+
+    def redraw(self, force: bool = False) -> bool:
+        """Draws the current view if it changed since the last frame; True when it drew."""
+        import pygame
+
+        self.open_screen()
+        view = self.view()
+        key = view.clock_key()
+        if not force and key == self._last_key:
+            return False
+        assert self.size is not None
+        frame = render(view, self.size)
+        self._surface.blit(frame, (0, 0))
+        pygame.display.flip()
+        self._last_key = key
+        self.frames += 1
+        if self.screenshot is not None:
+            _save_png(frame, self.screenshot)
+        return True
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Shows the board until SIGTERM, SIGINT, a window close or ``stop``."""
+        import pygame
+
+        stop = stop or threading.Event()
+        self.start()
+        self.open_screen()
+        # The runtime tells systemd it is alive; this thread draws.
+        watchdog = threading.Thread(target=self.runtime.run, args=(stop,), name="display-watchdog", daemon=True)
+        watchdog.start()
+        with _stop_on_signals(stop):
+            self.redraw(force=True)
+            while not stop.is_set():
+                self._changed.wait(FRAME_WAIT_S)
+                self._changed.clear()
+                for event in pygame.event.get():
+                    if event.type == pygame.QUIT or (event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE):
+                        stop.set()
+                self.redraw()
+        stop.set()
+        watchdog.join(2.0)
+
+
+def _save_png(frame: Any, path: Path) -> None:
+    """Writes the frame whole or not at all, so a reader never sees half a PNG."""
+    import pygame
+
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
+    pygame.image.save(frame, str(tmp))
+    os.replace(tmp, path)
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run_display(settings: Settings, *, sim: bool = False, screenshot: str | None = None) -> None:
+    """What ``nextup display`` runs."""
+    with HallDisplay(settings, sim=sim, screenshot=screenshot) as display:
+        display.run()
