@@ -124,7 +124,9 @@ def point(config: str | None, sim: bool) -> None:
 @click.option("--screenshot", type=click.Path(dir_okay=False), help="write the frame as PNG after each redraw")
 def display(config: str | None, sim: bool, screenshot: str | None) -> None:
     """The hall display: calls and waiting counts on an HDMI screen."""
-    _not_built_yet("display")
+    from edge.display.app import run_display
+
+    run_display(_settings(config), sim=sim, screenshot=screenshot)
 
 
 @main.command()
