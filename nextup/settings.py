@@ -37,14 +37,17 @@ class MqttUrl:
         """``mqtt://user:pass@host:port`` or ``mqtts://...`` (TLS, port 8883 by default)."""
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "mqtts"):
-            raise SettingsError(f"MQTT URL {url!r} must start with mqtt:// or mqtts://")
+            raise SettingsError(f"MQTT URL {_redact(url)!r} must start with mqtt:// or mqtts://")
         if not parts.hostname:
-            raise SettingsError(f"MQTT URL {url!r} has no host")
+            raise SettingsError(f"MQTT URL {_redact(url)!r} has no host")
         tls = parts.scheme == "mqtts"
         try:
-            port = parts.port or (8883 if tls else 1883)
+            port = parts.port
         except ValueError:
-            raise SettingsError(f"MQTT URL {url!r} has a bad port") from None
+            raise SettingsError(f"MQTT URL {_redact(url)!r} has a bad port") from None
+        if port == 0:
+            raise SettingsError(f"MQTT URL {_redact(url)!r} has a bad port")
+        port = port or (8883 if tls else 1883)
         return cls(
             host=parts.hostname,
             port=port,
@@ -68,6 +71,14 @@ class Settings:
     instance: str = "instance"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:  # the URLs may carry passwords: never print them
+        shown = ", ".join(
+            f"{f.name}={_redact(v) if f.name.endswith('_url') and isinstance(v, str) else v!r}"
+            for f in fields(self)
+            for v in [getattr(self, f.name)]
+        )
+        return f"Settings({shown})"
+
     @property
     def mqtt(self) -> MqttUrl:
         return MqttUrl.parse(self.mqtt_url)
@@ -78,6 +89,16 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{Path(self.instance).resolve() / 'nextup.sqlite3'}"
+
+
+def _redact(url: str) -> str:
+    """``url`` with its password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
 
 
 _ENV = {f.name: f"NEXTUP_{f.name.upper()}" for f in fields(Settings) if f.name != "extra"}
@@ -97,6 +118,8 @@ def load(config: str | os.PathLike[str] | None = None, env: Mapping[str, str] | 
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"{config}: {exc}") from None
         for key, value in data.items():
+            if key in _ENV and not isinstance(value, str):
+                raise SettingsError(f"{config}: {key} must be a string, not {type(value).__name__}")
             (values if key in _ENV else extra)[key] = value
     for name, var in _ENV.items():
         if env.get(var):
