@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 Interval = tuple[time, time]
 
@@ -90,5 +90,5 @@ def service_day(now: datetime, tz: tzinfo) -> date:
 
 def _local(now: datetime, tz: tzinfo) -> datetime:
     if now.tzinfo is None:
-        now = now.replace(tzinfo=timezone.utc)
+        now = now.replace(tzinfo=UTC)
     return now.astimezone(tz)

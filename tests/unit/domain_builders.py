@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-
 from central.domain import Channel, Point, Ticket, TicketState, format_number
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)  # a Monday morning
@@ -40,5 +39,3 @@ def make_ticket(
 
 def make_point(serial: int = 1, services=("cash",), active: bool = True) -> Point:
     return Point(serial=serial, name=f"Window {serial}", services=frozenset(services), active=active)
-
-

@@ -29,8 +29,12 @@ from nextup.contract import (
     decode,
 )
 
-CALL = CallInfo(number="A-042", point=3, point_name="Window 3", service="cash", at="2025-03-03T10:00:00+01:00")
-ISSUED = IssuedTicket(number="A-042", service="cash", ahead=4, eta_s=1200, track_url="https://queue.example/t/x")
+CALL = CallInfo(
+    number="A-042", point=3, point_name="Window 3", service="cash", at="2025-03-03T10:00:00+01:00"
+)
+ISSUED = IssuedTicket(
+    number="A-042", service="cash", ahead=4, eta_s=1200, track_url="https://queue.example/t/x"
+)
 
 EXAMPLES = [
     TicketRequest(request_id="r-1", service="cash"),
@@ -39,9 +43,19 @@ EXAMPLES = [
     TicketReply.failure("r-1", "closed", "Main branch is closed, opens Monday at 09:00"),
     TicketPrinted(request_id="r-1", number="A-042", printed=True),
     TicketPrinted(request_id="r-1", number="A-042", printed=False, reason="paper out"),
-    *[Command(command_id=f"c-{a}", action=a) for a in ("next", "served", "no_show", "recall", "activate", "deactivate")],
-    PointState(serial=3, name="Window 3", active=True, current=Current("A-042", "cash"), waiting=5,
-               last_command_id="c-9", version=7),
+    *[
+        Command(command_id=f"c-{a}", action=a)
+        for a in ("next", "served", "no_show", "recall", "activate", "deactivate")
+    ],
+    PointState(
+        serial=3,
+        name="Window 3",
+        active=True,
+        current=Current("A-042", "cash"),
+        waiting=5,
+        last_command_id="c-9",
+        version=7,
+    ),
     PointState(serial=1, name="Window 1", active=False, current=None, waiting=0),
     SiteState(name="Main branch", open=True, services=[ServiceInfo("cash", "Cash desk", "A", True)]),
     SiteState(name="Main branch", open=False, services=[], opens_at="2025-03-04T09:00:00+01:00"),
@@ -67,7 +81,10 @@ def test_each_payload_model_round_trips_through_json(model):
 
 
 def test_none_fields_are_left_out_of_the_json():
-    assert json.loads(TicketRequest(request_id="r", service="cash").to_json()) == {"request_id": "r", "service": "cash"}
+    assert json.loads(TicketRequest(request_id="r", service="cash").to_json()) == {
+        "request_id": "r",
+        "service": "cash",
+    }
 
 
 def test_a_reply_carries_either_the_ticket_or_the_error():
@@ -143,34 +160,73 @@ def test_decode_accepts_bytes_bytearray_and_str():
         (Command, {"command_id": "\ud800", "action": "next"}, "field 'command_id' is not valid Unicode"),
         (TicketRequest, {"request_id": "r", "service": "Cash Desk"}, "field 'service' has an invalid value"),
         (TicketRequest, {"request_id": "r", "service": "cash\n"}, "field 'service' has an invalid value"),
-        (TicketRequest, {"request_id": "r", "service": "cash", "priority": 1}, "field 'priority' must be a string"),
+        (
+            TicketRequest,
+            {"request_id": "r", "service": "cash", "priority": 1},
+            "field 'priority' must be a string",
+        ),
         (TicketRequest, {"request_id": "r", "service": "cash", "language": "german"}, "field 'language'"),
-        (TicketRequest, {"request_id": ["r"], "service": "cash"}, "field 'request_id' must be a string, not list"),
+        (
+            TicketRequest,
+            {"request_id": ["r"], "service": "cash"},
+            "field 'request_id' must be a string, not list",
+        ),
         (TicketReply, {"request_id": "r"}, "field 'ok' must be true or false"),
         (TicketReply, {"request_id": "r", "ok": 1}, "field 'ok' must be true or false"),
         (TicketReply, {"request_id": "r", "ok": True}, "field 'ticket' must be an object"),
         (TicketReply, {"request_id": "r", "ok": False, "error": "closed"}, "field 'error' must be an object"),
-        (TicketReply, {"request_id": "r", "ok": True, "ticket": {**ISSUED.to_dict(), "eta_s": "soon"}},
-         "in ticket: field 'eta_s' must be an integer"),
-        (TicketReply, {"request_id": "r", "ok": False, "error": {"code": "x"}}, "in error: field 'message' is missing"),
-        (TicketPrinted, {"request_id": "r", "number": "A-001", "printed": "yes"}, "field 'printed' must be true"),
+        (
+            TicketReply,
+            {"request_id": "r", "ok": True, "ticket": {**ISSUED.to_dict(), "eta_s": "soon"}},
+            "in ticket: field 'eta_s' must be an integer",
+        ),
+        (
+            TicketReply,
+            {"request_id": "r", "ok": False, "error": {"code": "x"}},
+            "in error: field 'message' is missing",
+        ),
+        (
+            TicketPrinted,
+            {"request_id": "r", "number": "A-001", "printed": "yes"},
+            "field 'printed' must be true",
+        ),
         (IssuedTicket, {**ISSUED.to_dict(), "ahead": -1}, "field 'ahead' must be at least 0"),
         (IssuedTicket, {**ISSUED.to_dict(), "ahead": True}, "field 'ahead' must be an integer"),
         (IssuedTicket, {**ISSUED.to_dict(), "ahead": 2.0}, "field 'ahead' must be an integer"),
-        (PointState, {"serial": 0, "name": "W", "active": True, "waiting": 0}, "field 'serial' must be at least 1"),
-        (PointState, {"serial": 1, "name": "W", "active": True, "waiting": 0, "current": "A-1"},
-         "field 'current' must be an object"),
-        (PointState, {"serial": 1, "name": "W", "active": True, "waiting": 0, "current": {}},
-         "in current: field 'number' is missing"),
+        (
+            PointState,
+            {"serial": 0, "name": "W", "active": True, "waiting": 0},
+            "field 'serial' must be at least 1",
+        ),
+        (
+            PointState,
+            {"serial": 1, "name": "W", "active": True, "waiting": 0, "current": "A-1"},
+            "field 'current' must be an object",
+        ),
+        (
+            PointState,
+            {"serial": 1, "name": "W", "active": True, "waiting": 0, "current": {}},
+            "in current: field 'number' is missing",
+        ),
         (SiteState, {"name": "M", "open": True}, "field 'services' must be a list"),
-        (SiteState, {"name": "M", "open": True, "services": ["cash"]}, "field 'services': item 0 must be an object"),
-        (SiteState, {"name": "M", "open": True, "services": [{"key": "cash", "name": "C", "prefix": "A"}]},
-         r"in services\[0\]: field 'active' must be true or false"),
+        (
+            SiteState,
+            {"name": "M", "open": True, "services": ["cash"]},
+            "field 'services': item 0 must be an object",
+        ),
+        (
+            SiteState,
+            {"name": "M", "open": True, "services": [{"key": "cash", "name": "C", "prefix": "A"}]},
+            r"in services\[0\]: field 'active' must be true or false",
+        ),
         (Board, {"waiting": {}}, "field 'calls' must be a list"),
         (Board, {"calls": []}, "field 'waiting' must be an object"),
         (Board, {"calls": [], "waiting": {"cash": "4"}}, "field 'waiting' must map service keys to counts"),
-        (Board, {"calls": [CALL.to_dict(), {**CALL.to_dict(), "point": "3"}], "waiting": {}},
-         r"in calls\[1\]: field 'point' must be an integer"),
+        (
+            Board,
+            {"calls": [CALL.to_dict(), {**CALL.to_dict(), "point": "3"}], "waiting": {}},
+            r"in calls\[1\]: field 'point' must be an integer",
+        ),
         (Board, {"calls": [7], "waiting": {}}, "field 'calls': item 0 must be an object"),
         (DeviceConfig, {"kind": "toaster"}, "field 'kind' must be one of display, kiosk, point"),
         (DeviceConfig, {"kind": "point", "point": "3"}, "field 'point' must be an integer"),
@@ -183,8 +239,11 @@ def test_a_bad_field_is_refused_with_a_message_naming_it(model, data, message):
         model.parse(json.dumps(data))
 
 
-@pytest.mark.parametrize("model", sorted({type(m) for m in EXAMPLES} - {Current}, key=lambda m: m.__name__),
-                         ids=lambda m: m.__name__)
+@pytest.mark.parametrize(
+    "model",
+    sorted({type(m) for m in EXAMPLES} - {Current}, key=lambda m: m.__name__),
+    ids=lambda m: m.__name__,
+)
 def test_an_empty_object_is_refused_by_every_model(model):
     with pytest.raises(BadPayload, match="field '"):
         model.parse(b"{}")

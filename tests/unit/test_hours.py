@@ -80,7 +80,9 @@ def test_opening_follows_the_local_clock_across_a_dst_change():
 def test_opening_follows_the_local_clock_when_dst_ends():
     every_day = OpeningHours(weekly={d: ((time(9), time(17)),) for d in range(7)})
     # Berlin falls back on Sunday 26 October 2025: 09:00 is 08:00 UTC that day.
-    assert every_day.next_opening(berlin(2025, 10, 25, 18, 0), BERLIN) == datetime(2025, 10, 26, 8, 0, tzinfo=UTC)
+    assert every_day.next_opening(berlin(2025, 10, 25, 18, 0), BERLIN) == datetime(
+        2025, 10, 26, 8, 0, tzinfo=UTC
+    )
 
 
 def test_next_opening_is_the_next_interval_start_the_same_day():

@@ -128,7 +128,9 @@ class Hall(RuleBasedStateMachine):
         key = (svc.key, service_day(self.now, BERLIN))
         self.counters[key] = self.counters.get(key, 0) + 1
         token = f"tok-{len(self.tickets)}"
-        ticket = new_ticket(SITE, svc, cls, seq=self.counters[key], now=self.now, channel=channel, token=token)
+        ticket = new_ticket(
+            SITE, svc, cls, seq=self.counters[key], now=self.now, channel=channel, token=token
+        )
         assert ticket.state is TicketState.WAITING
         self.tickets.append(ticket)
         self.first_seen[token] = ticket
@@ -295,7 +297,12 @@ class Hall(RuleBasedStateMachine):
     def a_ticket_keeps_its_number_issue_time_and_local_day(self):
         for t in getattr(self, "tickets", []):
             first = self.first_seen[t.token]
-            assert (t.number, t.seq, t.issued_at, t.day) == (first.number, first.seq, first.issued_at, first.day)
+            assert (t.number, t.seq, t.issued_at, t.day) == (
+                first.number,
+                first.seq,
+                first.issued_at,
+                first.day,
+            )
             assert t.day == service_day(t.issued_at, BERLIN)
 
 

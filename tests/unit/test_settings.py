@@ -69,10 +69,12 @@ def test_an_error_about_a_url_does_not_print_its_password():
 
 
 def test_the_repr_of_settings_hides_the_passwords_in_its_urls():
-    settings = load(env={
-        "NEXTUP_MQTT_URL": "mqtt://central:s3cret-pw@broker.local",
-        "NEXTUP_DATABASE_URL": "postgresql://nextup:db-pw@db.local/nextup",
-    })
+    settings = load(
+        env={
+            "NEXTUP_MQTT_URL": "mqtt://central:s3cret-pw@broker.local",
+            "NEXTUP_DATABASE_URL": "postgresql://nextup:db-pw@db.local/nextup",
+        }
+    )
     shown = repr(settings)
     assert "s3cret-pw" not in shown and "db-pw" not in shown
     assert "broker.local" in shown and "db.local" in shown
@@ -98,7 +100,9 @@ def write_config(tmp_path, text: str):
 
 
 def test_a_toml_file_sets_the_settings_and_keeps_other_keys_as_extra(tmp_path):
-    config = write_config(tmp_path, '''
+    config = write_config(
+        tmp_path,
+        """
 site = "north"
 mqtt_url = "mqtts://kiosk-1:pw@broker.local"
 device_id = "kiosk-1"
@@ -106,7 +110,8 @@ printer = "dummy"
 
 [pins]
 cash = 17
-''')
+""",
+    )
     settings = load(config, env={})
     assert (settings.site, settings.device_id, settings.printer) == ("north", "kiosk-1", "dummy")
     assert settings.mqtt == MqttUrl("broker.local", 8883, "kiosk-1", "pw", tls=True)

@@ -27,7 +27,10 @@ CLOSED_DESK = Service(key="safe", name="Safe deposit", prefix="S", active=False)
 NOON = datetime(2025, 3, 3, 11, 0, tzinfo=UTC)  # Monday noon in Berlin
 
 
-def site(priorities=(FREE, PAID), hours=OpeningHours()) -> SiteRules:
+ALWAYS = OpeningHours()
+
+
+def site(priorities=(FREE, PAID), hours=ALWAYS) -> SiteRules:
     return SiteRules(
         name="Main branch",
         tz=BERLIN,
@@ -124,9 +127,16 @@ def test_a_new_ticket_is_waiting_with_its_number_class_and_the_sites_language():
     assert ticket.state == "waiting" and ticket.point is None and ticket.calls == 0
     assert ticket.issued_at == NOON
     assert ticket.language == "de"
-    assert new_ticket(site(), CASH, PAID, seq=1, now=NOON, channel=Channel.WEB, token="t", language="en").language == "en"
+    assert (
+        new_ticket(
+            site(), CASH, PAID, seq=1, now=NOON, channel=Channel.WEB, token="t", language="en"
+        ).language
+        == "en"
+    )
 
 
 def test_a_new_ticket_is_numbered_in_the_sites_local_day():
     late = datetime(2025, 3, 3, 23, 30, tzinfo=UTC)  # 00:30 on the 4th in Berlin
-    assert new_ticket(site(), CASH, FREE, seq=1, now=late, channel=Channel.WEB, token="t").day == date(2025, 3, 4)
+    assert new_ticket(site(), CASH, FREE, seq=1, now=late, channel=Channel.WEB, token="t").day == date(
+        2025, 3, 4
+    )
