@@ -117,7 +117,8 @@ class SilentAnnouncer:
 def installed_voices(espeak: str = "espeak-ng") -> frozenset[str]:
     """The language codes espeak-ng has voices for, lower case (``en``, ``en-gb``, ``pt-br``...)."""
     try:
-        out = subprocess.run([espeak, "--voices"], capture_output=True, text=True, timeout=10, check=True).stdout
+        done = subprocess.run([espeak, "--voices"], capture_output=True, text=True, timeout=10, check=True)
+        out = done.stdout
     except (OSError, subprocess.SubprocessError) as exc:
         log.warning("cannot list espeak-ng voices: %s", exc)
         return frozenset()

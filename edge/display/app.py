@@ -153,7 +153,7 @@ class HallDisplay(Device):
     # --- screen (main thread) ---------------------------------------------------------
 
     def open_screen(self) -> None:
-        """Opens the screen: full screen on the HDMI output, or a ``size`` surface (SDL's dummy driver in sim)."""
+        """Opens the screen: full screen on the HDMI output, or ``size`` (SDL's dummy driver in sim)."""
         if self._surface is not None:
             return
         choose_video_driver(self.sim)
@@ -204,7 +204,7 @@ class HallDisplay(Device):
         self.start()
         self.open_screen()
         # The runtime tells systemd it is alive; this thread draws.
-        watchdog = threading.Thread(target=self.runtime.run, args=(stop,), name="display-watchdog", daemon=True)
+        watchdog = threading.Thread(target=self.runtime.run, args=(stop,), name="display-health", daemon=True)
         watchdog.start()
         with _stop_on_signals(stop):
             self.redraw(force=True)
@@ -212,7 +212,8 @@ class HallDisplay(Device):
                 self._changed.wait(FRAME_WAIT_S)
                 self._changed.clear()
                 for event in pygame.event.get():
-                    if event.type == pygame.QUIT or (event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE):
+                    escape = event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE
+                    if event.type == pygame.QUIT or escape:
                         stop.set()
                 self.redraw()
         stop.set()

@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import pygame
 
-from nextup.contract import Board, CallInfo, SiteState
+from nextup.contract import Board, SiteState
 
 from .state import View
 
@@ -90,7 +90,7 @@ def text_surface(text: str, line_px: float, color: tuple[int, int, int], max_wid
 
 
 def _fit_px(text: str, line_px: float, max_width: int, min_px: float = MIN_TEXT_PX) -> int:
-    """The biggest line height up to ``line_px`` (and down to ``min_px``) at which ``text`` fits ``max_width``."""
+    """The biggest line height up to ``line_px`` (down to ``min_px``) at which ``text`` fits ``max_width``."""
     px = max(MIN_TEXT_PX, round(line_px))
     floor = max(MIN_TEXT_PX, round(min_px))
     width = _font(px).size(text)[0]
@@ -162,7 +162,8 @@ def _newest(screen: pygame.Surface, lay: Layout, board: Board | None) -> None:
     gap = round(3 * u)
     px = _fit_px(call.number + call.point_name, 24 * u, rect.width - 2 * pad - arrow_w - 2 * gap, 6 * u)
     font = _font(px)
-    number, name = font.render(call.number, True, HIGHLIGHT_TEXT), font.render(call.point_name, True, HIGHLIGHT_TEXT)
+    number = font.render(call.number, True, HIGHLIGHT_TEXT)
+    name = font.render(call.point_name, True, HIGHLIGHT_TEXT)
     if number.get_width() + name.get_width() + arrow_w + 2 * gap > rect.width - 2 * pad:
         name = text_surface(call.point_name, px, HIGHLIGHT_TEXT,
                             max_width=rect.width - 2 * pad - arrow_w - 2 * gap - number.get_width())
@@ -194,8 +195,9 @@ def _calls(screen: pygame.Surface, lay: Layout, board: Board | None) -> None:
     number_w = round(rect.width * 0.40)
     arrow_w = round(rect.width * 0.12)
     name_left = rect.left + number_w + arrow_w
-    _blit(screen, text_surface("Ticket", 3.6 * u, MUTED), left=rect.left + pad, centery=rect.top + heading_h // 2)
-    _blit(screen, text_surface("Point", 3.6 * u, MUTED), left=name_left, centery=rect.top + heading_h // 2)
+    heading_y = rect.top + heading_h // 2
+    _blit(screen, text_surface("Ticket", 3.6 * u, MUTED), left=rect.left + pad, centery=heading_y)
+    _blit(screen, text_surface("Point", 3.6 * u, MUTED), left=name_left, centery=heading_y)
     row_h = round(11.5 * u)
     y = rect.top + heading_h
     line = max(1, round(0.2 * u))
@@ -207,10 +209,12 @@ def _calls(screen: pygame.Surface, lay: Layout, board: Board | None) -> None:
         _blit(screen, number, left=row.left + pad, centery=row.centery)
         _arrow(screen, row.left + number_w + (arrow_w - round(6 * u)) // 2, row.centery, round(6 * u),
                round(4 * u), TEXT)
-        name = text_surface(call.point_name, 8.5 * u, TEXT, max_width=row.right - pad - name_left, min_px=3.5 * u)
+        name = text_surface(call.point_name, 8.5 * u, TEXT, max_width=row.right - pad - name_left,
+                            min_px=3.5 * u)
         _blit(screen, name, left=name_left, centery=row.centery)
         # inclusive end points: stop one pixel short of the panel's edge
-        pygame.draw.line(screen, ROW_LINE, (row.left, row.bottom - line), (row.right - 1, row.bottom - line), line)
+        line_y = row.bottom - line
+        pygame.draw.line(screen, ROW_LINE, (row.left, line_y), (row.right - 1, line_y), line)
         y = row.bottom
 
 
@@ -233,7 +237,8 @@ def _waiting(screen: pygame.Surface, lay: Layout, board: Board | None, site: Sit
     pad = round(2 * u)
     pygame.draw.rect(screen, PANEL, rect, border_radius=pad)
     heading_h = round(7 * u)
-    _blit(screen, text_surface("Waiting", 4.5 * u, MUTED), left=rect.left + pad, centery=rect.top + heading_h // 2)
+    title = text_surface("Waiting", 4.5 * u, MUTED)
+    _blit(screen, title, left=rect.left + pad, centery=rect.top + heading_h // 2)
     bottom = rect.bottom - pad
     if site is not None and not site.open:
         closed = "Closed" + (f" · opens {site.opens_at}" if site.opens_at else "")

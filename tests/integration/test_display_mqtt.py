@@ -56,10 +56,13 @@ class Chimes(list[str]):
 
 
 @pytest.fixture
-def make_display(broker: RunningBroker, tmp_path: Path, sdl_dummy: None) -> Iterator[Callable[..., HallDisplay]]:
+def make_display(
+    broker: RunningBroker, tmp_path: Path, sdl_dummy: None
+) -> Iterator[Callable[..., HallDisplay]]:
     made: list[HallDisplay] = []
 
-    def make(device_id: str = "display-1", *, languages: set[str] | None = None, **kwargs: Any) -> HallDisplay:
+    def make(device_id: str = "display-1", *, languages: set[str] | None = None,
+             **kwargs: Any) -> HallDisplay:
         url = broker.add_device(device_id, "display")
         settings = Settings(site=broker.site, mqtt_url=url, device_id=device_id,
                             extra=kwargs.pop("extra", {}))
@@ -96,7 +99,7 @@ def expected(board_: Board | None, site: SiteState | None, online: bool = True) 
 
 def until_shown(display: HallDisplay, frame: pygame.Surface, rect: pygame.Rect | None = None,
                 timeout: float = 10.0) -> pygame.Surface:
-    """Redraws (as the display's loop does) until the screenshot shows ``frame`` in ``rect``; the screenshot."""
+    """Redraws (as the display's loop does) until the screenshot shows ``frame`` in ``rect``."""
     rect = rect or frame.get_rect()
     want = region(frame, rect)
     deadline = time.monotonic() + timeout
@@ -226,7 +229,9 @@ def test_calls_are_spoken_in_their_language_else_in_the_configured_one(
     for c in (call("A-001"), call("A-002", language="fr"), call("A-003", language="ja")):
         central.publish(topics.call, c.to_json())
     said = display.announcements.announcer.wait_for(3)
-    assert said == [("Nummer A 1, Window 3", "de"), ("Numéro A 2, Window 3", "fr"), ("Nummer A 3, Window 3", "de")]
+    assert said == [
+        ("Nummer A 1, Window 3", "de"), ("Numéro A 2, Window 3", "fr"), ("Nummer A 3, Window 3", "de"),
+    ]
 
 
 def test_nextup_display_runs_until_told_to_stop(broker: RunningBroker, central: Any, tmp_path: Path,

@@ -36,7 +36,7 @@ def rms(frames: bytes) -> float:
 
 def crossings(frames: bytes) -> int:
     samples = array("h", frames)
-    return sum(1 for a, b in zip(samples, samples[1:]) if (a < 0) != (b < 0))
+    return sum(1 for a, b in zip(samples, samples[1:], strict=False) if (a < 0) != (b < 0))
 
 
 @pytest.mark.parametrize(("number", "spoken"), [
@@ -51,7 +51,7 @@ def test_the_sentence_names_ticket_and_point_in_the_language() -> None:
     assert announcement_text(call("A-042"), "en") == "Ticket A 42, Window 3"
     assert announcement_text(call("A-042", name="Schalter 3"), "de") == "Nummer A 42, Schalter 3"
     assert announcement_text(call("A-042"), "pt-BR").startswith("Senha A 42")
-    assert announcement_text(call("A-042"), "xx").startswith("Ticket"), "unknown languages fall back to English"
+    assert announcement_text(call("A-042"), "xx").startswith("Ticket"), "unknown languages: English"
 
 
 class Overlaps(RecordingAnnouncer):
@@ -89,8 +89,11 @@ def test_calls_arriving_together_are_all_announced_in_order_never_overlapping() 
 def test_calls_from_several_threads_are_each_announced_once() -> None:
     voice = RecordingAnnouncer()
     with AnnouncementQueue(voice, chime=None) as queue:
-        threads = [threading.Thread(target=lambda p=p: [queue.announce(call(f"A-{i}", p), "en") for i in range(10)])
-                   for p in range(1, 5)]
+        def point(p: int) -> None:
+            for i in range(10):
+                queue.announce(call(f"A-{i}", p), "en")
+
+        threads = [threading.Thread(target=point, args=(p,)) for p in range(1, 5)]
         for t in threads:
             t.start()
         for t in threads:

@@ -17,7 +17,8 @@ NOW = datetime(2024, 5, 6, 9, 41)
 SITE = SiteState(
     name="Main branch",
     open=True,
-    services=[ServiceInfo("cash", "Cash desk", "A", True), ServiceInfo("loans", "Loans and mortgages", "B", True)],
+    services=[ServiceInfo("cash", "Cash desk", "A", True),
+              ServiceInfo("loans", "Loans and mortgages", "B", True)],
 )
 
 
@@ -39,7 +40,8 @@ def board(*calls: CallInfo, **waiting: int) -> Board:
     return Board(calls=list(calls), waiting=waiting, version=1)
 
 
-def pixels(surface: pygame.Surface, rect: pygame.Rect, color: tuple[int, int, int], tolerance: int = 24) -> int:
+def pixels(surface: pygame.Surface, rect: pygame.Rect, color: tuple[int, int, int],
+           tolerance: int = 24) -> int:
     """How many pixels of ``rect`` are within ``tolerance`` of ``color``."""
     sub = surface.subsurface(rect.clip(surface.get_rect()))
     return pygame.mask.from_threshold(sub, color, (tolerance, tolerance, tolerance, 255)).count()
@@ -98,7 +100,8 @@ def test_a_long_point_name_stays_inside_its_row(size: tuple[int, int], name: str
     highlight = bounds(frame, lay.newest, r.HIGHLIGHT)
     text = bounds(frame, inside(highlight, lay), r.HIGHLIGHT_TEXT)
     pad = round(2 * lay.unit)
-    assert highlight.left + pad <= text.left and text.right <= highlight.right - pad, "shrunk or cut, not clipped"
+    assert highlight.left + pad <= text.left, "not clipped"
+    assert text.right <= highlight.right - pad, "shrunk or cut, not clipped"
     assert text.height >= readable * size[1]
     # nothing spills out of the earlier calls into the gap before the waiting panel
     gap = pygame.Rect(lay.calls.right, lay.calls.top, lay.waiting.left - lay.calls.right, lay.calls.height)

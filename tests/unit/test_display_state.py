@@ -32,7 +32,7 @@ def test_a_board_older_than_the_last_one_seen_is_ignored() -> None:
     assert not state.on_board(board("A-001", version=4, cash=9))
     shown = state.view().board
     assert shown is not None and [c.number for c in shown.calls] == ["A-002"] and shown.waiting == {"cash": 1}
-    assert state.on_board(board("A-003", version=5, cash=0)), "the same version again (a retained resend) is taken"
+    assert state.on_board(board("A-003", version=5, cash=0)), "the same version again is taken"
     assert state.on_board(board("A-004", version=6))
 
 
@@ -69,7 +69,8 @@ def test_a_call_delivered_twice_is_announced_once_but_a_recall_again() -> None:
     recall = call("A-042", point=3, at="2024-05-06T09:02:00").to_json()
     assert state.on_call(recall) is not None
     shown = state.view().board
-    assert shown is not None and [c.number for c in shown.calls] == ["A-042"], "a recall does not list it twice"
+    assert shown is not None
+    assert [c.number for c in shown.calls] == ["A-042"], "a recall does not list it twice"
 
 
 def test_a_call_before_any_board_makes_one() -> None:
