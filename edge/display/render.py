@@ -169,9 +169,11 @@ def _newest(screen: pygame.Surface, lay: Layout, board: Board | None) -> None:
                             max_width=rect.width - 2 * pad - arrow_w - 2 * gap - number.get_width())
     # centred as a group: a sign, not a table
     x = rect.centerx - (number.get_width() + name.get_width() + arrow_w + 2 * gap) // 2
-    _blit(screen, number, left=x, centery=rect.centery)
+    # digits have no descenders: centre what shows, not the line with its room below the baseline
+    y = rect.centery - font.get_descent() // 2
+    _blit(screen, number, left=x, centery=y)
     _arrow(screen, x + number.get_width() + gap, rect.centery, arrow_w, round(px * 0.45), HIGHLIGHT_TEXT)
-    _blit(screen, name, left=x + number.get_width() + arrow_w + 2 * gap, centery=rect.centery)
+    _blit(screen, name, left=x + number.get_width() + arrow_w + 2 * gap, centery=y)
 
 
 def _arrow(screen: pygame.Surface, x: int, centery: int, width: int, height: int,
