@@ -4,6 +4,10 @@ MQTT messages arrive on the runtime's network thread and only touch the
 thread-safe ``DisplayState`` and the announcement queue; the main thread owns
 pygame: it redraws when the view changes (or the clock's minute does) and
 writes the screenshot.
+
+Keys of the device's TOML file: ``resolution = "1920x1080"`` (else the
+screen's own, full screen) and ``language = "en"`` (the voice when central's
+device config names none).
 """
 
 from __future__ import annotations
