@@ -1,0 +1,179 @@
+"""Central through a real Mosquitto: kiosk requests, point commands, retained states."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from nextup.contract import Board, PointState, TicketReply, Topics
+
+TOPICS = Topics("main")
+
+
+def request(peer: Any, service: str, request_id: str | None = None, **extra: Any) -> TicketReply:
+    """Send a kiosk ticket request with an MQTT 5 response topic and wait for its reply."""
+    request_id = request_id or uuid.uuid4().hex
+    props = Properties(PacketTypes.PUBLISH)
+    props.ResponseTopic = TOPICS.ticket_reply("kiosk-1")
+    props.CorrelationData = request_id.encode()
+    payload = json.dumps({"request_id": request_id, "service": service, **extra})
+    peer.client.publish(TOPICS.ticket_request("kiosk-1"), payload, qos=1, properties=props)
+    while True:
+        msg = peer.next_message()
+        if msg.topic == TOPICS.ticket_reply("kiosk-1"):
+            reply = TicketReply.parse(msg.payload)
+            if reply.request_id == request_id:
+                assert msg.properties.CorrelationData == request_id.encode()
+                return reply
+
+
+def command(peer: Any, device: str, action: str, command_id: str | None = None) -> str:
+    command_id = command_id or uuid.uuid4().hex
+    payload = json.dumps({"command_id": command_id, "action": action})
+    assert not peer.publish(TOPICS.command(device), payload).is_failure
+    return command_id
+
+
+def wait_state(peer: Any, serial: int, command_id: str) -> PointState:
+    """The retained state of point ``serial`` once it reflects ``command_id``."""
+    while True:
+        msg = peer.next_message()
+        if msg.topic == TOPICS.point_state(serial):
+            state = PointState.parse(msg.payload)
+            if state.last_command_id == command_id:
+                return state
+
+
+def latest_board(peer: Any, version_at_least: int) -> Board:
+    while True:
+        msg = peer.next_message()
+        if msg.topic == TOPICS.board:
+            board = Board.parse(msg.payload)
+            if board.version >= version_at_least:
+                return board
+
+
+@pytest.fixture
+def kiosk(central: Any, mqtt_peer: Any) -> Any:
+    peer = mqtt_peer(central.device_urls["kiosk-1"])
+    peer.subscribe(TOPICS.ticket_reply("kiosk-1"))
+    return peer
+
+
+@pytest.fixture
+def point1(central: Any, mqtt_peer: Any) -> Any:
+    peer = mqtt_peer(central.device_urls["point-1"])
+    peer.subscribe(TOPICS.point_state(1))
+    return peer
+
+
+@pytest.fixture
+def display(central: Any, mqtt_peer: Any) -> Any:
+    peer = mqtt_peer(central.device_urls["display-1"])
+    peer.subscribe(TOPICS.board)
+    peer.subscribe(TOPICS.call)
+    return peer
+
+
+def test_kiosk_request_gets_a_numbered_ticket_on_its_response_topic(kiosk: Any) -> None:
+    first = request(kiosk, "cash")
+    second = request(kiosk, "cash")
+    assert first.ok and second.ok
+    assert (first.ticket.number, second.ticket.number) == ("A-001", "A-002")
+    assert (first.ticket.ahead, second.ticket.ahead) == (0, 1)
+    assert first.ticket.track_url.startswith("http://nextup.test/t/")
+
+
+def test_ticket_is_called_served_and_the_board_shows_it(kiosk: Any, point1: Any, display: Any) -> None:
+    ticket = request(kiosk, "cash").ticket
+    command_id = command(point1, "point-1", "next")
+    state = wait_state(point1, 1, command_id)
+    assert state.current is not None and state.current.number == ticket.number
+    assert state.last_error is None
+    board = latest_board(display, state.version)
+    assert board.calls[0].number == ticket.number and board.calls[0].point_name == "Window 1"
+
+    served = command(point1, "point-1", "served")
+    assert wait_state(point1, 1, served).current is None
+
+
+def test_redelivered_request_is_answered_alike_and_issues_one_ticket(kiosk: Any, central: Any) -> None:
+    first = request(kiosk, "cash", request_id="same-id")
+    again = request(kiosk, "cash", request_id="same-id")
+    assert again == first
+    assert central.coordinator.services()[1][0].key == "cash"
+    assert dict((s.key, n) for s, n in central.coordinator.services())["cash"] == 1
+
+
+def test_redelivered_command_does_nothing_twice(kiosk: Any, point1: Any, central: Any) -> None:
+    request(kiosk, "cash")
+    request(kiosk, "cash")
+    command(point1, "point-1", "next", command_id="press-1")
+    state = wait_state(point1, 1, "press-1")
+    command(point1, "point-1", "next", command_id="press-1")
+    command(point1, "point-1", "served", command_id="press-2")
+    wait_state(point1, 1, "press-2")
+    waiting = dict((s.key, n) for s, n in central.coordinator.services())
+    assert state.current.number == "A-001"
+    assert waiting["cash"] == 1, "the repeated next must not have called A-002"
+
+
+def test_refused_command_changes_nothing_and_says_why(point1: Any, central: Any) -> None:
+    command_id = command(point1, "point-1", "next")
+    state = wait_state(point1, 1, command_id)
+    assert state.current is None
+    assert state.last_error["code"] == "nothing_waiting"
+    assert "Nobody is waiting" in state.last_error["message"]
+
+
+def test_request_for_unknown_service_gets_a_readable_refusal(kiosk: Any) -> None:
+    reply = request(kiosk, "nonsense")
+    assert not reply.ok
+    assert reply.error.code == "unknown_service"
+    assert "nonsense" in reply.error.message
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"not json", b"[1,2]", b'{"request_id": 5, "service": "cash"}', b'{"service": "cash"}',
+     b"\xff\xfe", b"[" * 15_000, b'{"request_id": "x", "service": "' + b"a" * 17_000 + b'"}'],
+)
+def test_malformed_requests_change_nothing_and_central_stays_up(
+    payload: bytes, kiosk: Any, central: Any
+) -> None:
+    kiosk.publish(TOPICS.ticket_request("kiosk-1"), payload)
+    reply = request(kiosk, "cash")
+    assert reply.ok and reply.ticket.number == "A-001"
+
+
+def test_kiosk_cannot_send_point_commands(central: Any, mqtt_peer: Any, point1: Any) -> None:
+    kiosk = mqtt_peer(central.device_urls["kiosk-1"])
+    # The broker's ACL refuses it; central would refuse it too.
+    assert kiosk.publish(TOPICS.command("point-1"), json.dumps({"command_id": "x", "action": "next"})).is_failure
+    central.bridge.handle(TOPICS.command("kiosk-1"), json.dumps({"command_id": "y", "action": "next"}).encode())
+    assert central.bridge.rejections.counts.get("not_permitted") == 1
+
+
+def test_unknown_device_is_rejected_and_logged(central: Any) -> None:
+    payload = json.dumps({"request_id": "r", "service": "cash"}).encode()
+    central.bridge.handle(TOPICS.ticket_request("ghost-9"), payload)
+    assert central.bridge.rejections.counts == {"unknown_device": 1}
+    assert dict((s.key, n) for s, n in central.coordinator.services())["cash"] == 0
+
+
+def test_central_republishes_retained_states_on_start(broker: Any, make_central: Any, mqtt_peer: Any) -> None:
+    first = make_central()
+    first.coordinator.issue_ticket("loans", channel=__import__("central.domain").domain.Channel.API)
+    first.stop()
+    broker.stop()
+    broker.start()  # retained messages that were not saved are gone
+    make_central()
+    display = mqtt_peer(first.device_urls["display-1"])
+    display.subscribe(TOPICS.board)
+    board = Board.parse(display.next_message().payload)
+    assert board.waiting["loans"] == 1
