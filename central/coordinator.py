@@ -357,6 +357,10 @@ class Coordinator:
                 messages.append(Message(self.topics.device_config(d.id), config.to_json(), retain=True))
         return messages
 
+    def publish_snapshot(self) -> None:
+        """Publish every retained state now (after the registry or the site changed)."""
+        self._emit(self.snapshot())
+
     def site_state(self) -> SiteState:
         with self.store.read() as s:
             return self._site_state(s)

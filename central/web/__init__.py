@@ -30,8 +30,13 @@ def create_app(coordinator: Coordinator, *, bridge: Any = None, config: dict[str
     app.extensions["nextup.coordinator"] = coordinator
     app.extensions["nextup.bridge"] = bridge
 
+    from .extensions import csrf, init_extensions
+
+    init_extensions(app)
+
     from . import admin, api, console, customer, display
 
+    csrf.exempt(api.blueprint)  # JSON clients send no form token; the API takes no cookie-authenticated action
     app.register_blueprint(api.blueprint, url_prefix="/api/v1")
     app.register_blueprint(customer.blueprint)
     app.register_blueprint(display.blueprint)
