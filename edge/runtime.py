@@ -511,7 +511,8 @@ class Device:
     """Base of an edge program: a runtime plus the hardware of one device kind.
 
     Subclasses set ``kind`` and override ``setup()`` (make hardware, subscribe)
-    and ``teardown()`` (close hardware).  ``close()`` is idempotent; a device
+    and ``teardown()`` (close hardware), and may override ``finish()`` (work
+    in flight, before disconnecting).  ``close()`` is idempotent; a device
     works as a context manager, which connects on enter.
     """
 
@@ -558,6 +559,9 @@ class Device:
     def setup(self) -> None:
         """Make the hardware and subscribe; called once by the constructor."""
 
+    def finish(self) -> None:
+        """Finish work in flight while still connected (``close()`` calls it before disconnecting)."""
+
     def teardown(self) -> None:
         """Close the hardware; must cope with a half-done ``setup()``."""
 
@@ -579,9 +583,12 @@ class Device:
             return
         self._closed = True
         try:
-            self.runtime.close()
+            self.finish()
         finally:
-            self.teardown()
+            try:
+                self.runtime.close()
+            finally:
+                self.teardown()
 
     @property
     def closed(self) -> bool:

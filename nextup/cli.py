@@ -109,7 +109,13 @@ def _edge_options(func):  # type: ignore[no-untyped-def]
 @_edge_options
 def kiosk(config: str | None, sim: bool) -> None:
     """The ticket kiosk: buttons and a thermal printer."""
-    _not_built_yet("kiosk")
+    import logging
+
+    from edge.kiosk import Kiosk
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with Kiosk(_settings(config), sim=sim) as device:
+        device.run()
 
 
 @main.command()

@@ -41,6 +41,7 @@ class Central:
     def __init__(self, broker: Any, client_id: str = "central-test") -> None:
         self.topics = Topics(broker.site)
         self.messages: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+        self._unread: list[mqtt.MQTTMessage] = []
         self.connected = threading.Event()
         self._acks: dict[int, threading.Event] = {}
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
@@ -78,26 +79,27 @@ class Central:
 
     def expect(self, topic: str, where: Callable[[mqtt.MQTTMessage], bool] = lambda m: True,
                timeout: float = TIMEOUT) -> mqtt.MQTTMessage:
-        """The next message on ``topic`` that ``where`` accepts; others on that topic are skipped."""
+        """The next message on ``topic`` that ``where`` accepts.
+
+        Earlier messages on ``topic`` that it does not accept are dropped;
+        messages on other topics stay for a later ``expect``.
+        """
         deadline = time.monotonic() + timeout
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"no message on {topic}")
-            try:
-                message = self.messages.get(timeout=left)
-            except queue.Empty:
-                continue
-            if message.topic == topic and where(message):
-                return message
-
-    def drain(self) -> list[mqtt.MQTTMessage]:
-        out = []
-        while True:
-            try:
-                out.append(self.messages.get_nowait())
-            except queue.Empty:
-                return out
+            for i, message in enumerate(self._unread):
+                if message.topic == topic:
+                    del self._unread[i]
+                    if where(message):
+                        return message
+                    break
+            else:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no message on {topic}")
+                try:
+                    self._unread.append(self.messages.get(timeout=left))
+                except queue.Empty:
+                    continue
 
     def close(self) -> None:
         self.client.disconnect()
@@ -114,3 +116,74 @@ def wait_until(predicate: Callable[[], Any], timeout: float = TIMEOUT, what: str
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out waiting for {what}")
         time.sleep(0.01)
+
+
+class NetworkPrinterSim:
+    """A thermal printer on TCP (as on port 9100) that answers ESC/POS status queries.
+
+    python-escpos's own ``Network`` printer talks to it; ``paper`` ("ok",
+    "low", "out") and ``online`` set what it answers, ``received`` holds what
+    it was sent (status queries taken out).
+    """
+
+    STATUS_ONLINE = b"\x10\x04\x01"
+    STATUS_PAPER = b"\x10\x04\x04"
+
+    def __init__(self) -> None:
+        import socket
+
+        self.paper = "ok"
+        self.online = True
+        self.received = bytearray()
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"tcp:127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+        self._server.settimeout(0.1)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._server.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._talk, args=(conn,), daemon=True).start()
+
+    def _talk(self, conn: Any) -> None:
+        conn.settimeout(0.1)
+        pending = b""
+        with conn:
+            while not self._stop.is_set():
+                try:
+                    chunk = conn.recv(4096)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                pending += chunk
+                for query in (self.STATUS_ONLINE, self.STATUS_PAPER):
+                    while query in pending:
+                        before, _, pending = pending.partition(query)
+                        self.received += before
+                        conn.sendall(self._answer(query))
+                # keep a possible partial query for the next chunk
+                keep = 2 if pending.endswith(b"\x10\x04") else (1 if pending.endswith(b"\x10") else 0)
+                self.received += pending[: len(pending) - keep]
+                pending = pending[len(pending) - keep :]
+
+    def _answer(self, query: bytes) -> bytes:
+        if query == self.STATUS_ONLINE:
+            return bytes([0x12 | (0 if self.online else 0x08)])
+        return bytes([{"ok": 0x12, "low": 0x1E, "out": 0x72}[self.paper]])
+
+    def close(self) -> None:
+        self._stop.set()
+        self._server.close()
+        self._thread.join(2)

@@ -1,0 +1,3 @@
+from edge.kiosk.app import Kiosk
+
+__all__ = ["Kiosk"]

@@ -1,0 +1,429 @@
+"""``nextup kiosk``: service buttons, a thermal printer, a ready and an error LED.
+
+A press asks central for a ticket (MQTT 5 request/response); the reply is
+printed.  A request central does not answer in time is given up: the error
+LED lights, and because the request carried a message expiry shorter than
+that wait, a broker holding it for an absent central drops it.  Should a
+reply still come after the kiosk gave up, it is not printed and reported
+as such (``printed: false``), so the ticket shows up as unprinted.
+
+Config keys (TOML, beside the runtime's)::
+
+    printer = "usb:04b8:0202"         # or NEXTUP_PRINTER
+    [buttons]                         # GPIO pin = service key, or a table
+    17 = "cash"
+    27 = { service = "loans", priority = "paid" }
+    [leds]
+    ready = 5
+    error = 6
+    [kiosk]
+    buzzer = 13
+    reply_timeout_s = 5
+    holdoff_s = 2
+    columns = 48                      # 32 on a 58 mm roll
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import threading
+import time
+import uuid
+from collections import OrderedDict, deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from central.domain.model import SLUG
+from edge.kiosk import printer as printers
+from edge.kiosk.layout import COLUMNS, TicketSlip, print_ticket
+from edge.runtime import Device, close_all
+from nextup.contract import IssuedTicket, SiteState, TicketPrinted, TicketReply, TicketRequest
+from nextup.settings import Settings, SettingsError
+
+log = logging.getLogger(__name__)
+
+REPLY_TIMEOUT_S = 5.0
+HOLDOFF_S = 2.0
+KEEP_PRINTED = 20
+ANSWERED_MEMORY = 256
+LATE = "late_reply"
+# Mosquitto counts a message's expiry in whole seconds and may deliver it up to a
+# second past it; a request expires this much before the kiosk stops waiting,
+# so that central's answer to anything it still receives is not given up on.
+EXPIRY_MARGIN_S = 2
+SIM_LEDS = {"ready": 5, "error": 6}
+SIM_BUZZER = 13
+# GPIOs a sim kiosk without a pin map gives its per-service mock buttons.
+SIM_BUTTON_PINS = (17, 27, 22, 23, 24, 25, 12, 16, 20, 21, 26, 19, 4, 18, 7, 8, 9, 10, 11)
+
+
+@dataclass(frozen=True)
+class ButtonSpec:
+    """What one kiosk button issues."""
+
+    pin: int | str
+    service: str
+    priority: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The button's plain name (for sim presses): the service key, with the priority if any."""
+        return self.service if self.priority is None else f"{self.service}:{self.priority}"
+
+
+@dataclass
+class _Pending:
+    request_id: str
+    spec: ButtonSpec
+    timer: threading.Timer
+
+
+def parse_buttons(table: Any) -> list[ButtonSpec]:
+    """The ``[buttons]`` table of a kiosk config; ``SettingsError`` names the bad entry."""
+    if table is None:
+        return []
+    if not isinstance(table, dict):
+        raise SettingsError("[buttons] must be a table of pin = service")
+    specs = []
+    for key, value in table.items():
+        pin = _pin(key, f"[buttons] {key}")
+        if isinstance(value, str):
+            service, priority = value, None
+        elif isinstance(value, dict):
+            service, priority = value.get("service"), value.get("priority")
+        else:
+            raise SettingsError(f"[buttons] {key}: expected a service key or a table with service, priority")
+        if not isinstance(service, str) or not SLUG.match(service):
+            raise SettingsError(f"[buttons] {key}: service {service!r} is not a service key")
+        if priority is not None and (not isinstance(priority, str) or not SLUG.match(priority)):
+            raise SettingsError(f"[buttons] {key}: priority {priority!r} is not a priority key")
+        specs.append(ButtonSpec(pin, service, priority))
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise SettingsError("[buttons]: two buttons issue the same service and priority")
+    return specs
+
+
+def _pin(value: Any, where: str) -> int | str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    if isinstance(value, str) and value:
+        return value  # "GPIO17", "BOARD11": gpiozero's own names
+    raise SettingsError(f"{where}: {value!r} is not a pin")
+
+
+def _number(table: dict[str, Any], key: str, default: float) -> float:
+    value = table.get(key, default)
+    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+        raise SettingsError(f"[kiosk] {key} must be a positive number")
+    return float(value)
+
+
+class Kiosk(Device):
+    """The ticket kiosk.  ``printer`` is a python-escpos printer (else opened from the settings' URL)."""
+
+    kind = "kiosk"
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sim: bool = False,
+        pin_factory: Any = None,
+        printer: Any = None,
+        clock: Any = datetime.now,
+        **runtime_options: Any,
+    ) -> None:
+        self._printer = printer
+        self._clock = clock
+        super().__init__(settings, sim=sim, pin_factory=pin_factory, **runtime_options)
+
+    # --- set-up ------------------------------------------------------------------
+
+    def setup(self) -> None:
+        extra = self.settings.extra
+        options = extra.get("kiosk", {})
+        if not isinstance(options, dict):
+            raise SettingsError("[kiosk] must be a table")
+        self.reply_timeout_s = _number(options, "reply_timeout_s", REPLY_TIMEOUT_S)
+        self.holdoff_s = _number(options, "holdoff_s", HOLDOFF_S)
+        self.columns = int(_number(options, "columns", COLUMNS))
+        self.request_expiry_s = max(1, math.ceil(self.reply_timeout_s) - EXPIRY_MARGIN_S)
+        self.printed: deque[bytes] = deque(maxlen=KEEP_PRINTED)
+        """The bytes of the last tickets, when the printer is the in-memory dummy."""
+        self.site: SiteState | None = None
+        self._lock = threading.RLock()
+        self._pending: dict[str, _Pending] = {}
+        self._answered: OrderedDict[str, None] = OrderedDict()
+        self._last_press: dict[str, float] = {}
+        self._buttons: dict[str, Any] = {}
+        self._specs: dict[str, ButtonSpec] = {}
+        self._printer_fault: str | None = None
+        self._leds: dict[str, Any] = {}
+        self.buzzer: Any = None
+        self._jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"print-{self.device_id}")
+
+        if self._printer is None:
+            url = self.settings.printer or ("dummy" if self.sim else None)
+            if url is None:
+                raise SettingsError("a kiosk needs a printer: set NEXTUP_PRINTER or printer in its config")
+            self._printer = printers.open_printer(url)
+        self._static_buttons = parse_buttons(extra.get("buttons"))
+
+        from gpiozero import LED, Button, Buzzer
+
+        self._Button = Button
+        leds = extra.get("leds", SIM_LEDS if self.sim else {})
+        if not isinstance(leds, dict):
+            raise SettingsError("[leds] must be a table of name = pin")
+        for name in ("ready", "error"):
+            if name in leds:
+                self._leds[name] = LED(_pin(leds[name], f"[leds] {name}"), pin_factory=self.pin_factory)
+        buzzer = options.get("buzzer", SIM_BUZZER if self.sim else None)
+        if buzzer is not None:
+            self.buzzer = Buzzer(_pin(buzzer, "[kiosk] buzzer"), pin_factory=self.pin_factory)
+        for spec in self._static_buttons:
+            self._add_button(spec)
+
+        topics = self.topics
+        self.runtime.subscribe(topics.site_state, self._on_site)
+        self.runtime.subscribe(topics.ticket_reply(self.device_id), self._on_reply)
+        self.runtime.on_connection(self._on_connection)
+        self._jobs.submit(self._check_printer)
+
+    def finish(self) -> None:
+        # Tickets being printed still report whether they came out.
+        self._jobs.shutdown(wait=True)
+
+    def teardown(self) -> None:
+        with getattr(self, "_lock", contextlib.nullcontext()):
+            pending = list(getattr(self, "_pending", {}).values())
+            self._pending = {}
+        for p in pending:
+            p.timer.cancel()
+        jobs = getattr(self, "_jobs", None)
+        if jobs is not None:
+            jobs.shutdown(wait=True)
+        close_all(*getattr(self, "_buttons", {}).values(), *getattr(self, "_leds", {}).values(),
+                  getattr(self, "buzzer", None))
+        if self._printer is not None:
+            printers.forget_connection(self._printer)
+
+    # --- hardware -------------------------------------------------------------------
+
+    @property
+    def printer(self) -> Any:
+        return self._printer
+
+    @property
+    def ready_led(self) -> Any:
+        return self._leds.get("ready")
+
+    @property
+    def error_led(self) -> Any:
+        return self._leds.get("error")
+
+    def button(self, name: str) -> Any:
+        """The gpiozero Button of ``name`` (a service key, or ``service:priority``)."""
+        return self._buttons[name]
+
+    @property
+    def button_names(self) -> list[str]:
+        with self._lock:
+            return sorted(self._buttons)
+
+    def _add_button(self, spec: ButtonSpec) -> None:
+        button = self._Button(spec.pin, pin_factory=self.pin_factory)
+        button.when_pressed = lambda: self.press(spec.name)
+        with self._lock:
+            self._buttons[spec.name] = button
+            self._specs[spec.name] = spec
+        self.runtime.add_button(spec.name, button)
+
+    def _remove_button(self, name: str) -> None:
+        self.runtime.remove_button(name)
+        with self._lock:
+            button = self._buttons.pop(name, None)
+            self._specs.pop(name, None)
+        close_all(button)
+
+    def _sync_sim_buttons(self, site: SiteState) -> None:
+        """A sim kiosk without a pin map has one mock button per active service."""
+        wanted = [s.key for s in site.services if s.active]
+        with self._lock:
+            have = set(self._buttons)
+            used = {spec.pin for spec in self._specs.values()}
+        for name in have - set(wanted):
+            self._remove_button(name)
+        free = [p for p in SIM_BUTTON_PINS if p not in used]
+        for key in wanted:
+            if key in have:
+                continue
+            if not free:
+                log.warning("%s: no mock pin left for a button of %s", self.device_id, key)
+                break
+            self._add_button(ButtonSpec(free.pop(0), key))
+
+    def _light(self, name: str, on: bool) -> None:
+        led = self._leds.get(name)
+        if led is not None:
+            led.value = on
+
+    def _alarm(self) -> None:
+        self._light("error", True)
+        if self.buzzer is not None:
+            self.buzzer.beep(on_time=0.15, off_time=0.1, n=3, background=True)
+
+    # --- a press and its reply ------------------------------------------------------------
+
+    def press(self, name: str) -> str | None:
+        """What a press of button ``name`` does: ask for a ticket; the request id, or None in the hold-off."""
+        now = time.monotonic()
+        with self._lock:
+            spec = self._specs.get(name)
+            if spec is None:
+                raise KeyError(name)
+            if now - self._last_press.get(name, -1e9) < self.holdoff_s:
+                log.info("%s: %s pressed again within %.1f s, ignored", self.device_id, name, self.holdoff_s)
+                return None
+            self._last_press[name] = now
+            request_id = uuid.uuid4().hex
+            timer = threading.Timer(self.reply_timeout_s, self._give_up, (request_id,))
+            timer.daemon = True
+            self._pending[request_id] = _Pending(request_id, spec, timer)
+        timer.start()
+        topics = self.topics
+        self.runtime.publish(
+            topics.ticket_request(self.device_id),
+            TicketRequest(request_id, spec.service, spec.priority, self.runtime.language),
+            expiry_s=self.request_expiry_s,
+            response_topic=topics.ticket_reply(self.device_id),
+            correlation=request_id.encode("ascii"),
+        )
+        log.info("%s: asked for a %s ticket (%s)", self.device_id, spec.service, request_id)
+        return request_id
+
+    def _give_up(self, request_id: str) -> None:
+        with self._lock:
+            pending = self._pending.pop(request_id, None)
+        if pending is None:
+            return
+        log.warning("%s: no reply to request %s within %.1f s; no ticket", self.device_id, request_id,
+                    self.reply_timeout_s)
+        self._alarm()
+
+    def _on_reply(self, message: mqtt.MQTTMessage) -> None:
+        reply = TicketReply.parse(message.payload)
+        correlation = getattr(message.properties, "CorrelationData", None)
+        if correlation is not None and correlation != reply.request_id.encode("ascii", "replace"):
+            log.warning("%s: reply for %s came with the correlation of another request; ignored",
+                        self.device_id, reply.request_id)
+            return
+        with self._lock:
+            pending = self._pending.pop(reply.request_id, None)
+            seen = reply.request_id in self._answered
+            self._answered[reply.request_id] = None
+            while len(self._answered) > ANSWERED_MEMORY:
+                self._answered.popitem(last=False)
+        if pending is None:
+            if seen:  # QoS 1 may deliver a reply twice
+                return
+            log.warning("%s: reply to request %s, which this kiosk is not waiting for; not printed",
+                        self.device_id, reply.request_id)
+            if reply.ok and reply.ticket is not None:
+                # The ticket exists; central marks it unprinted so staff can see it.
+                self.runtime.publish(self.topics.ticket_printed(self.device_id),
+                                     TicketPrinted(reply.request_id, reply.ticket.number, False, LATE))
+            return
+        pending.timer.cancel()
+        if not reply.ok:
+            assert reply.error is not None
+            log.warning("%s: no ticket for %s: %s (%s)", self.device_id, pending.spec.service,
+                        reply.error.message, reply.error.code)
+            self._alarm()
+            return
+        assert reply.ticket is not None
+        self._jobs.submit(self._print, reply.request_id, reply.ticket)
+
+    def _print(self, request_id: str, ticket: IssuedTicket) -> None:
+        slip = self.slip(ticket)
+        reason = printers.printer_state(self._printer)
+        if reason in (printers.PAPER_OUT, printers.OFFLINE):
+            self._printed(request_id, ticket, False, reason)
+            return
+        try:
+            print_ticket(self._printer, slip)
+            flush = getattr(self._printer, "flush", None)
+            if callable(flush):
+                flush()
+        except Exception as exc:  # noqa: BLE001 - any printer failure: the ticket stays valid, unprinted
+            log.error("%s: printing %s failed: %s", self.device_id, ticket.number, exc)
+            printers.forget_connection(self._printer)
+            self._printed(request_id, ticket, False, printers.OFFLINE)
+            return
+        output = getattr(self._printer, "output", None)
+        if isinstance(output, bytes) and hasattr(self._printer, "clear"):
+            self.printed.append(output)
+            self._printer.clear()
+        self._printed(request_id, ticket, True, reason or printers.OK)
+
+    def _printed(self, request_id: str, ticket: IssuedTicket, printed: bool, state: str) -> None:
+        self.runtime.publish(
+            self.topics.ticket_printed(self.device_id),
+            TicketPrinted(request_id, ticket.number, printed, None if printed else state),
+        )
+        self.runtime.set_status(printer=state)
+        if printed:
+            self._light("error", False)
+            log.info("%s: printed %s", self.device_id, ticket.number)
+        else:
+            log.error("%s: ticket %s not printed: %s", self.device_id, ticket.number, state)
+            self._alarm()
+
+    def slip(self, ticket: IssuedTicket) -> TicketSlip:
+        """What to print for ``ticket``: names from the retained site, time from the kiosk's clock."""
+        site = self.site
+        service_name = ticket.service
+        site_name = ""
+        if site is not None:
+            site_name = site.name
+            service_name = next((s.name for s in site.services if s.key == ticket.service), ticket.service)
+        return TicketSlip(
+            site_name=site_name,
+            number=ticket.number,
+            service_name=service_name,
+            issued_at=self._clock(),
+            ahead=ticket.ahead,
+            eta_s=ticket.eta_s,
+            track_url=ticket.track_url,
+            language=self.runtime.language or "en",
+            columns=self.columns,
+        )
+
+    # --- state from central -----------------------------------------------------------------
+
+    def _on_site(self, message: mqtt.MQTTMessage) -> None:
+        if not message.payload:
+            return
+        site = SiteState.parse(message.payload)
+        self.site = site
+        if self.sim and not self._static_buttons:
+            self._sync_sim_buttons(site)
+
+    def _on_connection(self, connected: bool) -> None:
+        self._light("ready", connected)
+
+    def _check_printer(self) -> None:
+        state = printers.printer_state(self._printer)
+        if state is not None:
+            self.runtime.set_status(printer=state)
+            if state in (printers.PAPER_OUT, printers.OFFLINE):
+                self._light("error", True)
