@@ -122,7 +122,13 @@ def kiosk(config: str | None, sim: bool) -> None:
 @_edge_options
 def point(config: str | None, sim: bool) -> None:
     """The point unit: buttons, LEDs and an LCD at a service point."""
-    _not_built_yet("point")
+    import logging
+
+    from edge.pointbutton import PointUnit
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with PointUnit(_settings(config), sim=sim) as device:
+        device.run()
 
 
 @main.command()

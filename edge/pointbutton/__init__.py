@@ -1,0 +1,3 @@
+from edge.pointbutton.app import PointUnit
+
+__all__ = ["PointUnit"]

@@ -1,0 +1,182 @@
+"""The point unit through the real broker, with the test playing central."""
+
+from __future__ import annotations
+
+import pytest
+from edge_support import Central, device_settings, wait_until
+
+from edge.pointbutton import PointUnit
+from edge.pointbutton.lcd import MemoryLcd, ascii_only
+from nextup.contract import Command, Current, DeviceConfig, PointState
+from nextup.settings import SettingsError
+
+
+@pytest.fixture
+def central(broker):
+    c = Central(broker)
+    c.publish(c.topics.device_config("point-1"), DeviceConfig("point", point=1), retain=True)
+    c.subscribe(c.topics.command("point-1"))
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def unit_settings(broker, tmp_path):
+    def make(toml: str = ""):
+        return device_settings(broker, "point-1", "point", tmp_path, toml)
+
+    return make
+
+
+def state(version: int, *, active: bool = True, number: str | None = None, waiting: int = 0,
+          serial: int = 1, name: str = "Window 1", last: str | None = None) -> PointState:
+    current = Current(number, "cash") if number else None
+    return PointState(serial, name, active, current, waiting, last, version)
+
+
+def show(central: Central, st: PointState) -> None:
+    central.publish(central.topics.point_state(st.serial), st, retain=True)
+
+
+def command_of(central: Central) -> Command:
+    return Command.parse(central.expect(central.topics.command("point-1")).payload)
+
+
+def lcd_says(unit: PointUnit, *lines: str) -> None:
+    expected = [line.ljust(unit.lcd.cols) for line in lines]
+    try:
+        wait_until(lambda: unit.lcd.lines == expected, what="the LCD")
+    except TimeoutError:
+        assert unit.lcd.lines == expected
+
+
+def test_point_lcd_shows_what_central_says(central, unit_settings):
+    show(central, state(1, number="A012", waiting=3))
+    with PointUnit(unit_settings(), sim=True) as unit:
+        lcd_says(unit, "Window 1      ON", "A012      wait 3")
+        assert unit.leds["active"].is_lit and not unit.leds["error"].is_lit
+        pin = unit.leds["calling"].pin
+        wait_until(lambda: len({s.state for s in pin.states[-4:]}) == 2, what="the calling LED to blink")
+
+        show(central, state(2, active=False))
+        lcd_says(unit, "Window 1     OFF", "closed    wait 0")
+        assert not unit.leds["active"].is_lit and not unit.leds["calling"].is_lit
+
+
+def test_every_press_sends_a_fresh_command(central, unit_settings):
+    show(central, state(1))
+    with PointUnit(unit_settings(), sim=True) as unit:
+        assert unit.runtime.wait_ready(5)
+        for name in ("next", "served", "no_show", "recall"):
+            central.publish(central.topics.sim_press("point-1"), name.encode())
+        commands = [command_of(central) for _ in range(4)]
+        assert [c.action for c in commands] == ["next", "served", "no_show", "recall"]
+        assert len({c.command_id for c in commands}) == 4
+
+
+def test_the_unit_shows_central_state_not_its_guess(central, unit_settings):
+    show(central, state(1, waiting=2))
+    with PointUnit(unit_settings(), sim=True) as unit:
+        lcd_says(unit, "Window 1      ON", "-         wait 2")
+        unit.runtime.press("next")
+        sent = command_of(central)
+        assert unit.lcd.lines[1].startswith("-")  # no ticket shown until central says so
+        show(central, state(2, number="A001", waiting=1, last=sent.command_id))
+        lcd_says(unit, "Window 1      ON", "A001      wait 1")
+
+
+def test_the_active_button_toggles_from_the_last_retained_state(central, unit_settings):
+    show(central, state(1, active=True))
+    with PointUnit(unit_settings("[point]\nholdoff_s = 0.01\n"), sim=True) as unit:
+        lcd_says(unit, "Window 1      ON", "-         wait 0")
+        unit.runtime.press("active")
+        sent = command_of(central)
+        assert sent.action == "deactivate"
+        show(central, state(2, active=False, last=sent.command_id))
+        lcd_says(unit, "Window 1     OFF", "closed    wait 0")
+        unit.runtime.press("active")
+        assert command_of(central).action == "activate"
+
+
+def test_a_state_older_than_the_last_one_is_ignored(central, unit_settings):
+    show(central, state(5, number="A005"))
+    with PointUnit(unit_settings(), sim=True) as unit:
+        lcd_says(unit, "Window 1      ON", "A005      wait 0")
+        show(central, state(3, number="A003"))
+        show(central, state(6, number="A006"))  # the next newer one still shows
+        lcd_says(unit, "Window 1      ON", "A006      wait 0")
+        assert unit.state.version == 6
+
+
+def test_press_during_broker_outage_is_delivered_once_after_restart(broker, central, unit_settings):
+    show(central, state(1))
+    with PointUnit(unit_settings(), sim=True, reconnect_max_s=0.5) as unit:
+        assert unit.runtime.wait_ready(5)
+        broker.stop()
+        wait_until(lambda: unit.leds["error"].is_lit, what="the error LED while the broker is away")
+        lcd_says(unit, "Window 1      ON", "-        offline")
+        unit.buttons["next"].pin.drive_low()
+        unit.buttons["next"].pin.drive_high()
+        broker.start()
+        sent = command_of(central)
+        assert sent.action == "next"
+        wait_until(lambda: not unit.leds["error"].is_lit, what="the error LED to go out")
+        unit.runtime.press("served")
+        assert command_of(central).action == "served"  # and no second "next" before it
+
+
+def test_a_command_central_does_not_answer_flashes_the_error_led(central, unit_settings):
+    show(central, state(1))
+    with PointUnit(unit_settings("[point]\nconfirm_timeout_s = 0.2\n"), sim=True) as unit:
+        lcd_says(unit, "Window 1      ON", "-         wait 0")
+        pin = unit.leds["error"].pin
+        assert not unit.leds["error"].is_lit
+        pin.clear_states()
+        unit.runtime.press("next")
+        command_of(central)
+        wait_until(lambda: any(s.state for s in pin.states), what="the error LED to flash")
+        wait_until(lambda: not unit.leds["error"].is_lit, what="the flash to end")
+
+
+def test_the_unit_follows_the_point_its_config_names(central, unit_settings):
+    show(central, state(1))
+    show(central, state(1, serial=2, name="Window 2", number="B002"))
+    with PointUnit(unit_settings(), sim=True) as unit:
+        lcd_says(unit, "Window 1      ON", "-         wait 0")
+        central.publish(central.topics.device_config("point-1"), DeviceConfig("point", point=2), retain=True)
+        lcd_says(unit, "Window 2      ON", "B002      wait 0")
+        show(central, state(9, serial=1, number="A999"))  # no longer its point
+        unit.runtime.press("recall")
+        command_of(central)
+        assert unit.lcd.lines[0].startswith("Window 2")
+
+
+def test_a_unit_without_a_point_says_so(central, unit_settings):
+    central.publish(central.topics.device_config("point-1"), DeviceConfig("point"), retain=True)
+    with PointUnit(unit_settings(), sim=True) as unit:
+        lcd_says(unit, "point-1", "no point set")
+
+
+def test_a_20x4_lcd_also_shows_the_service(central, unit_settings):
+    show(central, state(1, number="A012", name="Counter for passports"))
+    lcd = MemoryLcd(20, 4)
+    with PointUnit(unit_settings(), sim=True, lcd=lcd) as unit:
+        lcd_says(unit, "Counter for passp ON", "A012          wait 0", "cash", "")
+    assert lcd.closed
+
+
+def test_lcd_text_is_reduced_to_what_the_hd44780_can_show():
+    assert ascii_only("Schalter Zürich – Nº 1") == "Schalter Zurich ? No 1"
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[buttons]\nnext = 5\nserved = 5\n", "share a pin"),
+        ("[buttons]\ncall = 5\n", "has no call"),
+        ("[point]\ncommand_expiry_s = 0\n", "positive"),
+    ],
+)
+def test_a_bad_point_config_is_a_clear_error(unit_settings, toml, message):
+    with pytest.raises(SettingsError, match=message):
+        PointUnit(unit_settings(toml), sim=True)
