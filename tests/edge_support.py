@@ -31,7 +31,7 @@ def device_settings(broker: Any, device_id: str, kind: str, tmp_path: Path | Non
                              "NEXTUP_SITE": broker.site, **env})
 
 
-class Central:
+class ScriptedCentral:
     """The test playing central: a persistent MQTT 5 session with central's credentials.
 
     Its session (and so its subscriptions and what waits for it) survives a

@@ -1,4 +1,4 @@
-"""The kiosk through the real broker, with the test playing central."""
+"""The kiosk through the real broker, with the test playing central (scripted)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 from datetime import datetime
 
 import pytest
-from edge_support import Central, NetworkPrinterSim, device_settings, wait_until
+from edge_support import NetworkPrinterSim, ScriptedCentral, device_settings, wait_until
 from escpos.printer import Dummy
 
 from edge.kiosk import Kiosk
@@ -36,8 +36,9 @@ SITE = SiteState(
 
 
 @pytest.fixture
-def central(broker):
-    c = Central(broker)
+def scripted(broker):
+    """The test playing central through the real broker, to script what central says and when."""
+    c = ScriptedCentral(broker)
     c.publish(c.topics.site_state, SITE, retain=True)
     c.subscribe(c.topics.ticket_request("kiosk-1"), c.topics.ticket_printed("kiosk-1"),
                 c.topics.device_status("kiosk-1"))
@@ -63,90 +64,90 @@ def ready(kiosk: Kiosk, buttons=("cash", "loans")) -> Kiosk:
     return kiosk
 
 
-def request_of(central: Central, kiosk_id: str = "kiosk-1"):
-    message = central.expect(central.topics.ticket_request(kiosk_id))
+def request_of(scripted: ScriptedCentral, kiosk_id: str = "kiosk-1"):
+    message = scripted.expect(scripted.topics.ticket_request(kiosk_id))
     return message, TicketRequest.parse(message.payload)
 
 
-def printed_report(central: Central) -> TicketPrinted:
-    return TicketPrinted.parse(central.expect(central.topics.ticket_printed("kiosk-1")).payload)
+def printed_report(scripted: ScriptedCentral) -> TicketPrinted:
+    return TicketPrinted.parse(scripted.expect(scripted.topics.ticket_printed("kiosk-1")).payload)
 
 
-def test_kiosk_press_prints_the_ticket_from_the_reply(central, kiosk_settings, tmp_path):
+def test_kiosk_press_prints_the_ticket_from_the_reply(scripted, kiosk_settings, tmp_path):
     with Kiosk(kiosk_settings(), sim=True, printer=Dummy(), clock=lambda: NOW) as kiosk:
         ready(kiosk)  # one mock button per active service of the retained site
-        central.publish(central.topics.sim_press("kiosk-1"), b"cash")
-        message, request = request_of(central)
+        scripted.publish(scripted.topics.sim_press("kiosk-1"), b"cash")
+        message, request = request_of(scripted)
         assert request.service == "cash" and request.priority is None and len(request.request_id) == 32
-        assert message.properties.ResponseTopic == central.topics.ticket_reply("kiosk-1")
+        assert message.properties.ResponseTopic == scripted.topics.ticket_reply("kiosk-1")
         assert message.properties.CorrelationData == request.request_id.encode()
         # it expires before the kiosk stops waiting for the reply (5 s), broker rounding included
         assert message.properties.MessageExpiryInterval == 3
 
-        central.reply(message, TicketReply.success(request.request_id, ticket()))
+        scripted.reply(message, TicketReply.success(request.request_id, ticket()))
 
-        assert printed_report(central) == TicketPrinted(request.request_id, "A012", True)
+        assert printed_report(scripted) == TicketPrinted(request.request_id, "A012", True)
         expected = Dummy()
         print_ticket(expected, TicketSlip("Main branch", "A012", "Cash desk", NOW, 3, 420,
                                           "https://q.example/t/a012"))
         assert list(kiosk.printed) == [expected.output]
         save_png(kiosk.printed[-1], tmp_path / "ticket.png")
         assert kiosk.ready_led.is_lit and not kiosk.error_led.is_lit
-        status = DeviceStatus.parse(central.expect(central.topics.device_status("kiosk-1"),
+        status = DeviceStatus.parse(scripted.expect(scripted.topics.device_status("kiosk-1"),
                                                    lambda m: b'"printer"' in m.payload).payload)
         assert (status.online, status.printer) == (True, "ok")
 
 
-def test_a_button_with_a_priority_asks_for_that_class(central, kiosk_settings):
+def test_a_button_with_a_priority_asks_for_that_class(scripted, kiosk_settings):
     settings = kiosk_settings('[buttons]\n17 = "cash"\n27 = { service = "cash", priority = "paid" }\n')
     with Kiosk(settings, sim=True, printer=Dummy()) as kiosk:
         ready(kiosk, ["cash", "cash:paid"])
         kiosk.button("cash:paid").pin.drive_low()
         kiosk.button("cash:paid").pin.drive_high()
-        _, request = request_of(central)
+        _, request = request_of(scripted)
         assert (request.service, request.priority) == ("cash", "paid")
 
 
-def test_a_second_press_within_the_hold_off_sends_no_second_request(central, kiosk_settings):
+def test_a_second_press_within_the_hold_off_sends_no_second_request(scripted, kiosk_settings):
     with Kiosk(kiosk_settings(), sim=True, printer=Dummy()) as kiosk:
         ready(kiosk)
         for _ in range(3):
             kiosk.runtime.press("cash")
         kiosk.runtime.press("loans")
-        assert request_of(central)[1].service == "cash"
-        assert request_of(central)[1].service == "loans"  # not a second cash
+        assert request_of(scripted)[1].service == "cash"
+        assert request_of(scripted)[1].service == "loans"  # not a second cash
 
 
-def test_no_reply_in_time_lights_the_error_led_and_a_late_reply_is_not_printed(central, kiosk_settings):
+def test_no_reply_in_time_lights_the_error_led_and_a_late_reply_is_not_printed(scripted, kiosk_settings):
     settings = kiosk_settings("[kiosk]\nreply_timeout_s = 0.5\n")
     with Kiosk(settings, sim=True, printer=Dummy()) as kiosk:
         ready(kiosk)
         kiosk.runtime.press("cash")
-        late_message, late = request_of(central)
+        late_message, late = request_of(scripted)
         assert late_message.properties.MessageExpiryInterval == 1  # whole seconds, rounded up
         wait_until(lambda: kiosk.error_led.is_lit, what="the error LED")
         wait_until(lambda: any(s.state for s in kiosk.buzzer.pin.states), what="the buzzer")
 
-        central.reply(late_message, TicketReply.success(late.request_id, ticket("A001")))
-        assert printed_report(central) == TicketPrinted(late.request_id, "A001", False, "late_reply")
+        scripted.reply(late_message, TicketReply.success(late.request_id, ticket("A001")))
+        assert printed_report(scripted) == TicketPrinted(late.request_id, "A001", False, "late_reply")
         kiosk.runtime.press("loans")
-        message, request = request_of(central)
-        central.reply(message, TicketReply.success(request.request_id, ticket("B001", "loans")))
-        assert printed_report(central) == TicketPrinted(request.request_id, "B001", True)
+        message, request = request_of(scripted)
+        scripted.reply(message, TicketReply.success(request.request_id, ticket("B001", "loans")))
+        assert printed_report(scripted) == TicketPrinted(request.request_id, "B001", True)
         assert len(kiosk.printed) == 1 and b"B001" in kiosk.printed[0]
         assert not kiosk.error_led.is_lit
 
 
-def test_a_request_nobody_took_in_time_expires_in_the_broker(broker, central, kiosk_settings):
+def test_a_request_nobody_took_in_time_expires_in_the_broker(broker, scripted, kiosk_settings):
     settings = kiosk_settings("[kiosk]\nreply_timeout_s = 0.3\n")
     with Kiosk(settings, sim=True, printer=Dummy()) as kiosk:
         ready(kiosk)
-        central.close()  # central is away; its session keeps its subscriptions
+        scripted.close()  # central is away; its session keeps its subscriptions
         kiosk.runtime.press("cash")
         wait_until(lambda: kiosk.error_led.is_lit, what="the kiosk to give up")
         # Its expiry interval is 1 s, which Mosquitto counts in whole seconds: gone after 2 s at most.
         time.sleep(2.05)
-        back = Central(broker)
+        back = ScriptedCentral(broker)
         try:
             kiosk.runtime.press("loans")
             assert request_of(back)[1].service == "loans"  # the expired cash request never arrives
@@ -154,27 +155,27 @@ def test_a_request_nobody_took_in_time_expires_in_the_broker(broker, central, ki
             back.close()
 
 
-def test_a_refused_request_prints_nothing_and_lights_the_error_led(central, kiosk_settings):
+def test_a_refused_request_prints_nothing_and_lights_the_error_led(scripted, kiosk_settings):
     with Kiosk(kiosk_settings(), sim=True, printer=Dummy()) as kiosk:
         ready(kiosk)
         kiosk.runtime.press("cash")
-        message, request = request_of(central)
-        central.reply(message, TicketReply.failure(request.request_id, "site_closed", "The site is closed"))
+        message, request = request_of(scripted)
+        scripted.reply(message, TicketReply.failure(request.request_id, "site_closed", "The site is closed"))
         wait_until(lambda: kiosk.error_led.is_lit, what="the error LED")
         assert not kiosk.printed
 
 
-def test_paper_out_reports_the_ticket_unprinted_until_paper_is_back(central, kiosk_settings):
+def test_paper_out_reports_the_ticket_unprinted_until_paper_is_back(scripted, kiosk_settings):
     printer = NetworkPrinterSim()
     printer.paper = "out"
     try:
         with Kiosk(kiosk_settings(NEXTUP_PRINTER=printer.url), sim=True) as kiosk:
             ready(kiosk)
             kiosk.runtime.press("cash")
-            message, request = request_of(central)
-            central.reply(message, TicketReply.success(request.request_id, ticket("A007")))
-            assert printed_report(central) == TicketPrinted(request.request_id, "A007", False, "paper_out")
-            status = central.expect(central.topics.device_status("kiosk-1"),
+            message, request = request_of(scripted)
+            scripted.reply(message, TicketReply.success(request.request_id, ticket("A007")))
+            assert printed_report(scripted) == TicketPrinted(request.request_id, "A007", False, "paper_out")
+            status = scripted.expect(scripted.topics.device_status("kiosk-1"),
                                     lambda m: DeviceStatus.parse(m.payload).printer == "paper_out")
             assert status.retain is False or DeviceStatus.parse(status.payload).online
             assert kiosk.error_led.is_lit
@@ -182,38 +183,38 @@ def test_paper_out_reports_the_ticket_unprinted_until_paper_is_back(central, kio
 
             printer.paper = "ok"
             kiosk.runtime.press("loans")
-            message, request = request_of(central)
-            central.reply(message, TicketReply.success(request.request_id, ticket("B008", "loans")))
-            assert printed_report(central) == TicketPrinted(request.request_id, "B008", True)
+            message, request = request_of(scripted)
+            scripted.reply(message, TicketReply.success(request.request_id, ticket("B008", "loans")))
+            assert printed_report(scripted) == TicketPrinted(request.request_id, "B008", True)
             wait_until(lambda: b"\x1dV\x00" in printer.received, what="the cut")
             assert b"B008\n" in printer.received and b"https://q.example/t/b008" in printer.received
             assert not kiosk.error_led.is_lit
-            central.expect(central.topics.device_status("kiosk-1"),
+            scripted.expect(scripted.topics.device_status("kiosk-1"),
                            lambda m: DeviceStatus.parse(m.payload).printer == "ok")
     finally:
         printer.close()
 
 
-def test_a_printer_that_is_off_leaves_the_ticket_unprinted(central, kiosk_settings):
+def test_a_printer_that_is_off_leaves_the_ticket_unprinted(scripted, kiosk_settings):
     with Kiosk(kiosk_settings(NEXTUP_PRINTER="tcp:127.0.0.1:1"), sim=True) as kiosk:
         ready(kiosk)
         kiosk.runtime.press("cash")
-        message, request = request_of(central)
-        central.reply(message, TicketReply.success(request.request_id, ticket()))
-        assert printed_report(central) == TicketPrinted(request.request_id, "A012", False, "offline")
+        message, request = request_of(scripted)
+        scripted.reply(message, TicketReply.success(request.request_id, ticket()))
+        assert printed_report(scripted) == TicketPrinted(request.request_id, "A012", False, "offline")
         assert kiosk.error_led.is_lit
 
 
-def test_a_file_printer_appends_each_ticket(central, kiosk_settings, tmp_path):
+def test_a_file_printer_appends_each_ticket(scripted, kiosk_settings, tmp_path):
     log = tmp_path / "tickets.bin"
     log.write_bytes(b"earlier\n")
     with Kiosk(kiosk_settings(NEXTUP_PRINTER=f"file:{log}"), sim=True, clock=lambda: NOW) as kiosk:
         ready(kiosk)
         for service, number in (("cash", "A001"), ("loans", "B001")):
             kiosk.runtime.press(service)
-            message, request = request_of(central)
-            central.reply(message, TicketReply.success(request.request_id, ticket(number, service)))
-            assert printed_report(central).printed
+            message, request = request_of(scripted)
+            scripted.reply(message, TicketReply.success(request.request_id, ticket(number, service)))
+            assert printed_report(scripted).printed
     expected = b"earlier\n"
     for name, number in (("Cash desk", "A001"), ("Loans", "B001")):
         dummy = Dummy()
@@ -223,12 +224,12 @@ def test_a_file_printer_appends_each_ticket(central, kiosk_settings, tmp_path):
     assert log.read_bytes() == expected
 
 
-def test_the_sim_kiosk_follows_the_services_central_announces(central, kiosk_settings):
+def test_the_sim_kiosk_follows_the_services_central_announces(scripted, kiosk_settings):
     with Kiosk(kiosk_settings(), sim=True, printer=Dummy()) as kiosk:
         ready(kiosk)
         services = [ServiceInfo("cash", "Cash desk", "A", False),
                     ServiceInfo("vault", "Safe deposit", "C", True)]
-        central.publish(central.topics.site_state, SiteState("Main branch", True, services), retain=True)
+        scripted.publish(scripted.topics.site_state, SiteState("Main branch", True, services), retain=True)
         wait_until(lambda: kiosk.button_names == ["vault"], what="the buttons to follow the site")
 
 

@@ -1,4 +1,4 @@
-"""The shared device runtime against the real broker, with the test playing central."""
+"""The shared device runtime against the real broker, with the test playing central (scripted)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import threading
 import time
 
 import pytest
-from edge_support import Central, device_settings, wait_until
+from edge_support import ScriptedCentral, device_settings, wait_until
 from gpiozero import Button
 from gpiozero.pins.mock import MockFactory
 
@@ -16,40 +16,41 @@ from nextup.settings import SettingsError, load
 
 
 @pytest.fixture
-def central(broker):
-    c = Central(broker)
+def scripted(broker):
+    """The test playing central through the real broker, to script what central says and when."""
+    c = ScriptedCentral(broker)
     yield c
     c.close()
 
 
-def statuses(central, topic):
-    return DeviceStatus.parse(central.expect(topic).payload)
+def statuses(scripted, topic):
+    return DeviceStatus.parse(scripted.expect(topic).payload)
 
 
-def test_device_is_online_while_connected_and_offline_after_close(broker, central):
+def test_device_is_online_while_connected_and_offline_after_close(broker, scripted):
     settings = device_settings(broker, "point-1", "point")
-    central.subscribe(central.topics.device_status("point-1"))
+    scripted.subscribe(scripted.topics.device_status("point-1"))
     with DeviceRuntime(settings, kind="point") as runtime:
         assert runtime.wait_connected(5)
-        status = statuses(central, central.topics.device_status("point-1"))
+        status = statuses(scripted, scripted.topics.device_status("point-1"))
         assert (status.online, status.kind) == (True, "point")
-    status = statuses(central, central.topics.device_status("point-1"))
+    status = statuses(scripted, scripted.topics.device_status("point-1"))
     assert status.online is False
 
 
-def test_retained_status_tells_a_late_subscriber_the_device_is_offline(broker, central):
+def test_retained_status_tells_a_late_subscriber_the_device_is_offline(broker, scripted):
     settings = device_settings(broker, "kiosk-1", "kiosk")
     runtime = DeviceRuntime(settings, kind="kiosk").start()
     assert runtime.wait_connected(5)
     runtime.close()
     runtime.close()  # idempotent
-    central.subscribe(central.topics.device_status("kiosk-1"))
-    message = central.expect(central.topics.device_status("kiosk-1"))
+    scripted.subscribe(scripted.topics.device_status("kiosk-1"))
+    message = scripted.expect(scripted.topics.device_status("kiosk-1"))
     assert message.retain and DeviceStatus.parse(message.payload).online is False
 
 
-def test_device_learns_its_config_from_central(broker, central):
-    central.publish(central.topics.device_config("point-2"), DeviceConfig("point", point=2, language="de"),
+def test_device_learns_its_config_from_central(broker, scripted):
+    scripted.publish(scripted.topics.device_config("point-2"), DeviceConfig("point", point=2, language="de"),
                     retain=True)
     settings = device_settings(broker, "point-2", "point")
     seen = []
@@ -60,12 +61,13 @@ def test_device_learns_its_config_from_central(broker, central):
         assert seen[-1] == DeviceConfig("point", point=2, language="de")
         assert runtime.language == "de"
         got.clear()
-        central.publish(central.topics.device_config("point-2"), DeviceConfig("point", point=3), retain=True)
+        config = DeviceConfig("point", point=3)
+        scripted.publish(scripted.topics.device_config("point-2"), config, retain=True)
         assert got.wait(5)
         assert runtime.config.point == 3
 
 
-def test_sim_press_presses_the_named_mock_button(broker, central):
+def test_sim_press_presses_the_named_mock_button(broker, scripted):
     settings = device_settings(broker, "point-3", "point")
     pressed = threading.Event()
     with DeviceRuntime(settings, kind="point", sim=True) as runtime:
@@ -74,33 +76,33 @@ def test_sim_press_presses_the_named_mock_button(broker, central):
         runtime.add_button("next", button)
         assert runtime.wait_ready(5)
         assert runtime.subscribed(runtime.topics.sim_press("point-3"))
-        central.publish(central.topics.sim_press("point-3"), b"next")
+        scripted.publish(scripted.topics.sim_press("point-3"), b"next")
         assert pressed.wait(5)
         assert not button.is_pressed  # released again
         button.close()
 
 
-def test_publish_while_the_broker_is_down_goes_out_once_after_restart(broker, central):
+def test_publish_while_the_broker_is_down_goes_out_once_after_restart(broker, scripted):
     settings = device_settings(broker, "point-4", "point")
-    topic = central.topics.command("point-4")
-    central.subscribe(topic)
+    topic = scripted.topics.command("point-4")
+    scripted.subscribe(topic)
     with DeviceRuntime(settings, kind="point", reconnect_max_s=0.5) as runtime:
         assert runtime.wait_connected(5)
         broker.stop()
         wait_until(lambda: not runtime.connected, what="the device to notice the broker is gone")
         runtime.publish(topic, Command("c-1", "next"), expiry_s=60)
         broker.start()
-        message = central.expect(topic)
+        message = scripted.expect(topic)
         assert Command.parse(message.payload) == Command("c-1", "next")
         assert 0 < message.properties.MessageExpiryInterval <= 60
         runtime.publish(topic, Command("c-2", "served"))
-        assert Command.parse(central.expect(topic).payload).command_id == "c-2"  # and no second c-1
+        assert Command.parse(scripted.expect(topic).payload).command_id == "c-2"  # and no second c-1
 
 
-def test_message_whose_expiry_ran_out_offline_is_never_sent(broker, central):
+def test_message_whose_expiry_ran_out_offline_is_never_sent(broker, scripted):
     settings = device_settings(broker, "kiosk-2", "kiosk")
-    topic = central.topics.ticket_request("kiosk-2")
-    central.subscribe(topic)
+    topic = scripted.topics.ticket_request("kiosk-2")
+    scripted.subscribe(topic)
     with DeviceRuntime(settings, kind="kiosk", reconnect_max_s=0.5) as runtime:
         assert runtime.wait_connected(5)
         broker.stop()
@@ -109,7 +111,7 @@ def test_message_whose_expiry_ran_out_offline_is_never_sent(broker, central):
         time.sleep(0.3)  # let the expiry run out while the broker is away
         runtime.publish(topic, b'{"request_id":"fresh","service":"cash"}', expiry_s=30)
         broker.start()
-        message = central.expect(topic)
+        message = scripted.expect(topic)
         assert b"fresh" in message.payload  # the late one never came before it, nor will after
 
 
