@@ -43,7 +43,7 @@ from central.domain.model import SLUG
 from edge.kiosk import printer as printers
 from edge.kiosk.layout import COLUMNS, TicketSlip, print_ticket
 from edge.runtime import Device, close_all
-from nextup.contract import IssuedTicket, SiteState, TicketPrinted, TicketReply, TicketRequest
+from nextup.contract import DeviceConfig, IssuedTicket, SiteState, TicketPrinted, TicketReply, TicketRequest
 from nextup.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -65,22 +65,28 @@ SIM_BUTTON_PINS = (17, 27, 22, 23, 24, 25, 12, 16, 20, 21, 26, 19, 4, 18, 7, 8, 
 
 @dataclass(frozen=True)
 class ButtonSpec:
-    """What one kiosk button issues."""
+    """What one kiosk button issues.
+
+    ``by_name``: the config gave a plain name, which central's registry of
+    this kiosk's buttons (its device config) may define; else it is a
+    service key.
+    """
 
     pin: int | str
     service: str
     priority: str | None = None
+    by_name: bool = False
 
     @property
     def name(self) -> str:
-        """The button's plain name (for sim presses): the service key, with the priority if any."""
+        """The button's plain name (for sim presses): its name or service key, with the priority if any."""
         return self.service if self.priority is None else f"{self.service}:{self.priority}"
 
 
 @dataclass
 class _Pending:
     request_id: str
-    spec: ButtonSpec
+    service: str
     timer: threading.Timer
 
 
@@ -94,16 +100,16 @@ def parse_buttons(table: Any) -> list[ButtonSpec]:
     for key, value in table.items():
         pin = _pin(key, f"[buttons] {key}")
         if isinstance(value, str):
-            service, priority = value, None
+            service, priority, by_name = value, None, True
         elif isinstance(value, dict):
-            service, priority = value.get("service"), value.get("priority")
+            service, priority, by_name = value.get("service"), value.get("priority"), False
         else:
             raise SettingsError(f"[buttons] {key}: expected a service key or a table with service, priority")
         if not isinstance(service, str) or not SLUG.match(service):
             raise SettingsError(f"[buttons] {key}: service {service!r} is not a service key")
         if priority is not None and (not isinstance(priority, str) or not SLUG.match(priority)):
             raise SettingsError(f"[buttons] {key}: priority {priority!r} is not a priority key")
-        specs.append(ButtonSpec(pin, service, priority))
+        specs.append(ButtonSpec(pin, service, priority, by_name))
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise SettingsError("[buttons]: two buttons issue the same service and priority")
@@ -160,6 +166,7 @@ class Kiosk(Device):
         self.printed: deque[bytes] = deque(maxlen=KEEP_PRINTED)
         """The bytes of the last tickets, when the printer is the in-memory dummy."""
         self.site: SiteState | None = None
+        self._central_buttons: dict[str, tuple[str, str | None]] | None = None
         self._lock = threading.RLock()
         self._pending: dict[str, _Pending] = {}
         self._answered: OrderedDict[str, None] = OrderedDict()
@@ -195,6 +202,7 @@ class Kiosk(Device):
 
         topics = self.topics
         self.runtime.subscribe(topics.site_state, self._on_site)
+        self.runtime.on_config(self._on_config)
         self.runtime.subscribe(topics.ticket_reply(self.device_id), self._on_reply)
         self.runtime.on_connection(self._on_connection)
         self._jobs.submit(self._check_printer)
@@ -240,13 +248,14 @@ class Kiosk(Device):
         with self._lock:
             return sorted(self._buttons)
 
-    def _add_button(self, spec: ButtonSpec) -> None:
+    def _add_button(self, spec: ButtonSpec, name: str | None = None) -> None:
+        name = name or spec.name
         button = self._Button(spec.pin, pin_factory=self.pin_factory)
-        button.when_pressed = lambda: self.press(spec.name)
+        button.when_pressed = lambda: self.press(name)
         with self._lock:
-            self._buttons[spec.name] = button
-            self._specs[spec.name] = spec
-        self.runtime.add_button(spec.name, button)
+            self._buttons[name] = button
+            self._specs[name] = spec
+        self.runtime.add_button(name, button)
 
     def _remove_button(self, name: str) -> None:
         self.runtime.remove_button(name)
@@ -255,22 +264,40 @@ class Kiosk(Device):
             self._specs.pop(name, None)
         close_all(button)
 
-    def _sync_sim_buttons(self, site: SiteState) -> None:
-        """A sim kiosk without a pin map has one mock button per active service."""
-        wanted = [s.key for s in site.services if s.active]
+    def _sync_sim_buttons(self) -> None:
+        """A sim kiosk without a pin map: central's registry of its buttons, or one per active service."""
+        if not self.sim or self._static_buttons:
+            return
         with self._lock:
-            have = set(self._buttons)
+            central, site = self._central_buttons, self.site
+            if central:
+                wanted = dict(central)
+            elif site is not None:
+                wanted = {s.key: (s.key, None) for s in site.services if s.active}
+            else:
+                return
+            have = {name: (spec.service, spec.priority) for name, spec in self._specs.items()}
+        for name, issues in have.items():
+            if wanted.get(name) != issues:
+                self._remove_button(name)
+        with self._lock:
+            have_now = set(self._specs)
             used = {spec.pin for spec in self._specs.values()}
-        for name in have - set(wanted):
-            self._remove_button(name)
         free = [p for p in SIM_BUTTON_PINS if p not in used]
-        for key in wanted:
-            if key in have:
+        for name, (service, priority) in wanted.items():
+            if name in have_now:
                 continue
             if not free:
-                log.warning("%s: no mock pin left for a button of %s", self.device_id, key)
+                log.warning("%s: no mock pin left for button %s", self.device_id, name)
                 break
-            self._add_button(ButtonSpec(free.pop(0), key))
+            self._add_button(ButtonSpec(free.pop(0), service, priority), name)
+
+    def _issues(self, spec: ButtonSpec) -> tuple[str, str | None]:
+        """The service and priority a press of ``spec`` asks for now."""
+        central = self._central_buttons
+        if spec.by_name and central and spec.service in central:
+            return central[spec.service]
+        return spec.service, spec.priority
 
     def _light(self, name: str, on: bool) -> None:
         led = self._leds.get(name)
@@ -295,20 +322,21 @@ class Kiosk(Device):
                 log.info("%s: %s pressed again within %.1f s, ignored", self.device_id, name, self.holdoff_s)
                 return None
             self._last_press[name] = now
+            service, priority = self._issues(spec)
             request_id = uuid.uuid4().hex
             timer = threading.Timer(self.reply_timeout_s, self._give_up, (request_id,))
             timer.daemon = True
-            self._pending[request_id] = _Pending(request_id, spec, timer)
+            self._pending[request_id] = _Pending(request_id, service, timer)
         timer.start()
         topics = self.topics
         self.runtime.publish(
             topics.ticket_request(self.device_id),
-            TicketRequest(request_id, spec.service, spec.priority, self.runtime.language),
+            TicketRequest(request_id, service, priority, self.runtime.language),
             expiry_s=self.request_expiry_s,
             response_topic=topics.ticket_reply(self.device_id),
             correlation=request_id.encode("ascii"),
         )
-        log.info("%s: asked for a %s ticket (%s)", self.device_id, spec.service, request_id)
+        log.info("%s: asked for a %s ticket (%s)", self.device_id, service, request_id)
         return request_id
 
     def _give_up(self, request_id: str) -> None:
@@ -346,7 +374,7 @@ class Kiosk(Device):
         pending.timer.cancel()
         if not reply.ok:
             assert reply.error is not None
-            log.warning("%s: no ticket for %s: %s (%s)", self.device_id, pending.spec.service,
+            log.warning("%s: no ticket for %s: %s (%s)", self.device_id, pending.service,
                         reply.error.message, reply.error.code)
             self._alarm()
             return
@@ -414,9 +442,21 @@ class Kiosk(Device):
         if not message.payload:
             return
         site = SiteState.parse(message.payload)
-        self.site = site
-        if self.sim and not self._static_buttons:
-            self._sync_sim_buttons(site)
+        with self._lock:
+            self.site = site
+        self._sync_sim_buttons()
+
+    def _on_config(self, config: DeviceConfig) -> None:
+        buttons = None
+        if config.buttons:
+            buttons = {name: (b["service"], b.get("priority")) for name, b in config.buttons.items()
+                       if b.get("service")}
+        with self._lock:
+            self._central_buttons = buttons
+        if buttons and not self._static_buttons and not self.sim:
+            log.warning("%s: central names buttons %s, but the config maps no pins to them",
+                        self.device_id, ", ".join(sorted(buttons)))
+        self._sync_sim_buttons()
 
     def _on_connection(self, connected: bool) -> None:
         self._light("ready", connected)

@@ -13,6 +13,7 @@ from edge.kiosk import Kiosk
 from edge.kiosk.layout import TicketSlip, print_ticket
 from edge.kiosk.render import save_png
 from nextup.contract import (
+    DeviceConfig,
     DeviceStatus,
     IssuedTicket,
     ServiceInfo,
@@ -250,3 +251,29 @@ def test_a_bad_kiosk_config_is_a_clear_error(kiosk_settings, toml, message):
 def test_a_kiosk_without_a_printer_is_a_clear_error(kiosk_settings):
     with pytest.raises(SettingsError, match="NEXTUP_PRINTER"):
         Kiosk(kiosk_settings(), pin_factory=None)
+
+
+BUTTONS = {"cash": {"service": "cash", "priority": None},
+           "cash-paid": {"service": "cash", "priority": "paid"}}
+
+
+def test_a_sim_kiosk_has_the_buttons_central_registers_for_it(scripted, kiosk_settings):
+    config = DeviceConfig("kiosk", buttons=BUTTONS)
+    scripted.publish(scripted.topics.device_config("kiosk-1"), config, retain=True)
+    with Kiosk(kiosk_settings(), sim=True, printer=Dummy()) as kiosk:
+        ready(kiosk, ["cash", "cash-paid"])
+        scripted.publish(scripted.topics.sim_press("kiosk-1"), b"cash-paid")
+        _, request = request_of(scripted)
+        assert (request.service, request.priority) == ("cash", "paid")
+
+
+def test_a_pin_named_after_a_registered_button_issues_what_central_says(scripted, kiosk_settings):
+    scripted.publish(scripted.topics.device_config("kiosk-1"), DeviceConfig("kiosk", buttons=BUTTONS),
+                     retain=True)
+    with Kiosk(kiosk_settings('[buttons]\n17 = "cash-paid"\n'), sim=True, printer=Dummy()) as kiosk:
+        ready(kiosk, ["cash-paid"])
+        wait_until(lambda: kiosk.runtime.config is not None, what="the device config")
+        kiosk.button("cash-paid").pin.drive_low()
+        kiosk.button("cash-paid").pin.drive_high()
+        _, request = request_of(scripted)
+        assert (request.service, request.priority) == ("cash", "paid")
