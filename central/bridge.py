@@ -137,7 +137,11 @@ class Bridge:
 
     def publish(self, messages: list[Message]) -> None:
         for message in messages:
-            self.client.publish(message.topic, message.payload, qos=QOS, retain=message.retain)
+            props = None
+            if message.expiry_s is not None:
+                props = Properties(PacketTypes.PUBLISH)
+                props.MessageExpiryInterval = message.expiry_s
+            self.client.publish(message.topic, message.payload, qos=QOS, retain=message.retain, properties=props)
 
     # --- incoming ------------------------------------------------------------
 

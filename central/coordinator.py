@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -84,6 +84,7 @@ log = logging.getLogger(__name__)
 
 BOARD_CALLS = 10
 RECENT_SERVICES = 20
+CALL_EXPIRY_S = 60
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,8 @@ class Message:
     topic: str
     payload: bytes
     retain: bool = False
+    expiry_s: int | None = None
+    """MQTT 5 message expiry: a call announced minutes late would send people to the wrong point."""
 
 
 @dataclass(frozen=True)
@@ -221,7 +224,7 @@ class Coordinator:
             raise NotPermitted(f"Device {device_id!r} is a {row.kind}, not a {kind.value}")
         return row
 
-    def _waiting_rows(self, s: Session, service_ids: Iterable[int], *, lock: bool = False) -> list[TicketRow]:
+    def _waiting_rows(self, s: Session, service_ids: Iterable[int]) -> list[TicketRow]:
         ids = list(service_ids)
         if not ids:
             return []
@@ -230,8 +233,6 @@ class Coordinator:
             .where(TicketRow.state == TicketState.WAITING.value, TicketRow.service_id.in_(ids))
             .order_by(TicketRow.id)
         )
-        if lock:
-            statement = self.store.for_update(statement)
         return list(s.scalars(statement))
 
     def _current_row(self, s: Session, serial: int) -> TicketRow | None:
@@ -418,7 +419,7 @@ class Coordinator:
         row.service = service_row
         s.add(row)
         s.flush()
-        s.add(TicketEventRow(ticket_id=row.id, at=now, kind="issued", service_key=service.key))
+        self._event(s, row, "issued", now)
         ahead, eta = self._ahead_and_eta(s, rules, row, now)
         log.info("ticket issued", extra={"ticket": row.number, "channel": channel.value, "device": device_id})
         return self._view(row, ahead, eta, None), self._changes(s, [service_row.id])
@@ -469,7 +470,7 @@ class Coordinator:
             if row is None:
                 raise UnknownTicket("There is no such ticket")
             _apply(row, _ticket(row).cancel(now))
-            s.add(TicketEventRow(ticket_id=row.id, at=now, kind="cancelled", service_key=row.service.key))
+            self._event(s, row, "cancelled", now)
             messages = self._changes(s, [row.service_id])
             view = self._view(row, 0, 0, None)
         self._emit(messages)
@@ -515,8 +516,7 @@ class Coordinator:
                 raise UnknownTicket(f"Device {device_id!r} issued no ticket {report.number}")
             row.printed = report.printed
             row.print_error = None if report.printed else (report.reason or "not printed")
-            s.add(TicketEventRow(ticket_id=row.id, at=self.clock(), kind="printed" if report.printed
-                                 else "print_failed", service_key=row.service.key))
+            self._event(s, row, "printed" if report.printed else "print_failed", self.clock())
 
     # --- points --------------------------------------------------------------
 
@@ -580,11 +580,12 @@ class Coordinator:
     ) -> tuple[list[int], list[Message]]:
         """Apply one action; the service ids whose queues changed and any extra messages."""
         now = self.clock()
+        if action == PointAction.NEXT:
+            return self._call_next(s, point, specialist_id, now)
         current = self._current_row(s, point.serial)
 
         def event(row: TicketRow, kind: str) -> None:
-            s.add(TicketEventRow(ticket_id=row.id, at=now, kind=kind, point_serial=point.serial,
-                                 service_key=row.service.key, specialist_id=specialist_id))
+            self._event(s, row, kind, now, point.serial, specialist_id)
 
         def need_current(doing: str) -> TicketRow:
             if current is None:
@@ -625,26 +626,50 @@ class Coordinator:
             _apply(row, _ticket(row).recall())
             event(row, "recalled")
             return [row.service_id], []
-        # NEXT: the client at the point is done, then the next one is called.
+        raise IllegalTransition(f"Unknown action {action}")
+
+    def _call_next(self, s: Session, point: PointRow, specialist_id: int | None,
+                   now: datetime) -> tuple[list[int], list[Message]]:
+        """The client at the point is done, then the next one is called."""
+        # One statement locks the point's current ticket and the waiting ones, in id order:
+        # two points locking in separate steps could each hold a row the other waits for.
+        statement = (
+            select(TicketRow)
+            .where(or_(
+                and_(TicketRow.state == TicketState.WAITING.value,
+                     TicketRow.service_id.in_([svc.id for svc in point.services])),
+                and_(TicketRow.state == TicketState.CALLED.value, TicketRow.point_serial == point.serial),
+            ))
+            .order_by(TicketRow.id)
+        )
+        rows = list(s.scalars(self.store.for_update(statement)))
+        current = next((r for r in rows if r.state == TicketState.CALLED.value), None)
+        waiting_rows = [r for r in rows if r.state == TicketState.WAITING.value]
         touched: list[int] = []
         domain_point = _point(point)
         if current is not None and domain_point.active:
             _apply(current, _ticket(current).serve(now))
-            event(current, "served")
+            self._event(s, current, "served", now, point.serial, specialist_id)
             touched.append(current.service_id)
-        rules = self.rules(s)
-        waiting_rows = self._waiting_rows(s, [svc.id for svc in point.services], lock=True)
         by_id = {r.id: r for r in waiting_rows}
-        called, point.ratio_state = call_next(
-            domain_point, [_ticket(r) for r in waiting_rows], rules.policy, now, tuple(point.ratio_state or ()))
+        called, ratio_state = call_next(
+            domain_point, [_ticket(r) for r in waiting_rows], self.rules(s).policy, now,
+            tuple(point.ratio_state or ()))
+        point.ratio_state = list(ratio_state)
         row = by_id[called.id]  # type: ignore[index]
         _apply(row, called)
         row.specialist_id = specialist_id
-        event(row, "called")
+        self._event(s, row, "called", now, point.serial, specialist_id)
         touched.append(row.service_id)
-        names = {point.serial: point.name}
-        call = Message(self.topics.call, _call_info(row, names).to_json())
+        call = Message(self.topics.call, _call_info(row, {point.serial: point.name}).to_json(),
+                       expiry_s=CALL_EXPIRY_S)
         return touched, [call]
+
+    @staticmethod
+    def _event(s: Session, row: TicketRow, kind: str, now: datetime, serial: int | None = None,
+               specialist_id: int | None = None) -> None:
+        s.add(TicketEventRow(ticket_id=row.id, at=now, kind=kind, point_serial=serial,
+                             service_key=row.service.key, specialist_id=specialist_id))
 
     # --- devices -------------------------------------------------------------
 

@@ -80,8 +80,13 @@ class Store:
             yield session
 
     def for_update(self, statement: Any) -> Any:
-        """``statement`` locking its rows where the database can (PostgreSQL)."""
-        return statement if self.is_sqlite else statement.with_for_update()
+        """``statement`` locking the rows of its main table where the database can (PostgreSQL).
+
+        SQLite needs no row locks: its writing transactions already run one at a time.
+        """
+        if self.is_sqlite:
+            return statement
+        return statement.with_for_update(of=statement.column_descriptions[0]["entity"])
 
     def close(self) -> None:
         self.engine.dispose()

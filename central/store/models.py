@@ -206,7 +206,7 @@ class TicketRow(Base):
     printed: Mapped[bool | None] = mapped_column(Boolean)
     print_error: Mapped[str | None] = mapped_column(String(256))
 
-    service: Mapped[ServiceRow] = relationship(lazy="joined")
+    service: Mapped[ServiceRow] = relationship(lazy="joined", innerjoin=True)
 
 
 class TicketEventRow(Base):

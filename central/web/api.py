@@ -21,6 +21,9 @@ from central.domain.errors import (
 )
 from nextup.contract import LANGUAGE, SLUG
 
+from . import openapi
+from .openapi import operation
+
 blueprint = Blueprint("api", __name__)
 
 STATUS_OF_ERROR: list[tuple[type[NextupError], int]] = [
@@ -77,6 +80,7 @@ def _field(data: dict[str, Any], name: str, pattern: Any, *, required: bool) -> 
 
 
 @blueprint.get("/services")
+@operation(responses={200: openapi.SERVICES})
 def services() -> Any:
     """Active services with how many wait."""
     return jsonify(services=[
@@ -86,6 +90,10 @@ def services() -> Any:
 
 
 @blueprint.post("/tickets")
+@operation(request=openapi.TICKET_REQUEST, responses={201: openapi.TICKET_ISSUED},
+           errors=(400, 403, 404, 409, 413, 429),
+           headers={201: {"Location": {"schema": {"type": "string"}, "description": "The ticket's URL"}}},
+           links={201: openapi.TICKET_LINKS})
 def take_ticket() -> Any:
     """Take a ticket: ``{"service", "priority"?, "language"?}``."""
     data = _body()
@@ -100,6 +108,7 @@ def take_ticket() -> Any:
 
 
 @blueprint.get("/tickets/<token>")
+@operation(responses={200: openapi.TICKET}, errors=(404,), parameters={"token": openapi.TOKEN_PARAMETER})
 def ticket(token: str) -> Any:
     """A ticket's state, people ahead and, once called, its point."""
     view = coordinator().ticket(token)
@@ -107,18 +116,21 @@ def ticket(token: str) -> Any:
 
 
 @blueprint.post("/tickets/<token>/cancel")
+@operation(responses={200: openapi.TICKET}, errors=(404, 409), parameters={"token": openapi.TOKEN_PARAMETER})
 def cancel(token: str) -> Any:
     """The client gives up their place."""
     return jsonify(coordinator().cancel_ticket(token).to_dict())
 
 
 @blueprint.get("/board")
+@operation(responses={200: openapi.BOARD})
 def board() -> Any:
     """The latest calls and waiting counts, as the hall display shows them."""
     return jsonify(coordinator().board().to_dict())
 
 
 @blueprint.get("/health")
+@operation(responses={200: openapi.HEALTH, 503: openapi.HEALTH})
 def health() -> Any:
     """Database and broker connection."""
     checks: dict[str, str] = {}
@@ -133,3 +145,10 @@ def health() -> Any:
         checks["broker"] = "ok" if bridge.connected.is_set() else "disconnected"
     ok = all(v == "ok" for v in checks.values())
     return jsonify(status="ok" if ok else "degraded", checks=checks), 200 if ok else 503
+
+
+@blueprint.get("/openapi.json")
+@operation(responses={200: {"type": "object"}})
+def openapi_document() -> Any:
+    """This API's OpenAPI document, built from its routes."""
+    return jsonify(openapi.document(current_app))

@@ -1,0 +1,235 @@
+"""Live updates for browsers: the coordinator's committed changes as server-sent events.
+
+One ``LiveHub`` per app listens to the coordinator once and fans each batch of
+messages out to per-client subscriptions.  A subscription is a small bounded
+buffer: when a slow client lets it fill, the oldest messages go, so the
+coordinator (which calls the listener right after its commit) never waits for
+a browser.
+
+A page's stream is made with ``event_stream``::
+
+    from central.web import live
+
+    @blueprint.get("/things/events")
+    def thing_events():
+        coordinator = ...
+        def render(messages):                 # [] first, then each batch that matched
+            return [live.Event("things", {"count": coordinator.count()})]
+        return live.event_stream(render, topics=lambda topic: topic.endswith("/board"))
+
+``render`` runs in the stream's thread and returns the events to send (an
+event equal to the last one of the same name is not sent again).  The stream
+sends a heartbeat every ``heartbeat_s`` and ends after about ``lifetime_s``:
+central serves HTTP with a fixed pool of threads and each open stream holds
+one, so streams are short-lived (EventSource reconnects by itself) and their
+number is capped (``max_streams``); a client over the cap gets 204, which tells
+EventSource to stop, and its page falls back to polling.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, Response, current_app, stream_with_context
+
+from central.coordinator import Coordinator, Message
+
+EXTENSION = "nextup.live"
+QUEUE_SIZE = 32
+MAX_STREAMS = 24
+LIFETIME_S = 60.0
+HEARTBEAT_S = 15.0
+RETRY_MS = 2000
+
+TopicFilter = Callable[[str], bool]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One server-sent event: a name and a JSON-able payload."""
+
+    name: str
+    data: Any
+
+    def encode(self) -> str:
+        body = json.dumps(self.data, separators=(",", ":"), ensure_ascii=False)
+        return f"event: {self.name}\ndata: {body}\n\n"
+
+
+class Subscription:
+    """One client's buffer of messages; the oldest go first when it is full."""
+
+    def __init__(self, hub: LiveHub, topics: TopicFilter | None, size: int) -> None:
+        self._hub = hub
+        self._topics = topics
+        self._buffer: deque[Message] = deque(maxlen=size)
+        self._ready = threading.Condition()
+        self.closed = False
+        self.dropped = 0
+
+    def offer(self, messages: Iterable[Message]) -> None:
+        """Take the matching messages; never blocks beyond a short lock."""
+        wanted = [m for m in messages if self._topics is None or self._topics(m.topic)]
+        if not wanted:
+            return
+        with self._ready:
+            for message in wanted:
+                if len(self._buffer) == self._buffer.maxlen:
+                    self.dropped += 1
+                self._buffer.append(message)
+            self._ready.notify_all()
+
+    def wait(self, timeout: float) -> list[Message]:
+        """Every buffered message, waiting up to ``timeout`` s for one; [] on timeout or close."""
+        with self._ready:
+            self._ready.wait_for(lambda: self._buffer or self.closed, timeout)
+            batch = list(self._buffer)
+            self._buffer.clear()
+            return batch
+
+    def close(self) -> None:
+        """Stop receiving and wake any waiter (idempotent)."""
+        with self._ready:
+            self.closed = True
+            self._ready.notify_all()
+        self._hub._drop(self)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class LiveHub:
+    """One coordinator listener feeding any number of subscriptions."""
+
+    def __init__(self, coordinator: Coordinator, *, max_streams: int = MAX_STREAMS,
+                 queue_size: int = QUEUE_SIZE) -> None:
+        self.coordinator = coordinator
+        self.max_streams = max_streams
+        self.queue_size = queue_size
+        self._subscriptions: set[Subscription] = set()
+        self._lock = threading.Lock()
+        self.closed = False
+        coordinator.add_listener(self._on_messages)
+
+    def _on_messages(self, messages: list[Message]) -> None:
+        with self._lock:
+            subscriptions = list(self._subscriptions)
+        for subscription in subscriptions:
+            subscription.offer(messages)
+
+    def subscribe(self, topics: TopicFilter | None = None) -> Subscription | None:
+        """A new subscription to the topics ``topics`` accepts (all when None); None when at the cap."""
+        with self._lock:
+            if self.closed or len(self._subscriptions) >= self.max_streams:
+                return None
+            subscription = Subscription(self, topics, self.queue_size)
+            self._subscriptions.add(subscription)
+            return subscription
+
+    @property
+    def open_streams(self) -> int:
+        with self._lock:
+            return len(self._subscriptions)
+
+    def _drop(self, subscription: Subscription) -> None:
+        with self._lock:
+            self._subscriptions.discard(subscription)
+
+    def close(self) -> None:
+        """End every stream and stop listening (idempotent)."""
+        with self._lock:
+            self.closed = True
+            subscriptions = list(self._subscriptions)
+        for subscription in subscriptions:
+            subscription.close()
+        self.coordinator.remove_listener(self._on_messages)
+
+
+def init_app(app: Flask) -> LiveHub:
+    """The app's hub, made on first use (safe to call from every blueprint)."""
+    hub = app.extensions.get(EXTENSION)
+    if hub is None:
+        hub = app.extensions.setdefault(EXTENSION, LiveHub(
+            app.extensions["nextup.coordinator"],
+            max_streams=int(app.config.get("LIVE_MAX_STREAMS", MAX_STREAMS)),
+        ))
+    return hub
+
+
+def hub() -> LiveHub:
+    """The current app's hub."""
+    return init_app(current_app)
+
+
+def sse_lines(
+    subscription: Subscription,
+    render: Callable[[list[Message]], Iterable[Event]],
+    *,
+    lifetime_s: float = LIFETIME_S,
+    heartbeat_s: float = HEARTBEAT_S,
+    done: Callable[[], bool] = lambda: False,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[str]:
+    """The text of one stream: the first render, then one per batch; closes the subscription at the end.
+
+    The stream also ends as soon as ``done()`` is true after a render (e.g. a finished ticket).
+    """
+    last: dict[str, str] = {}
+
+    def fresh(messages: list[Message]) -> Iterator[str]:
+        for event in render(messages):
+            text = event.encode()
+            if last.get(event.name) != text:
+                last[event.name] = text
+                yield text
+
+    try:
+        yield f"retry: {RETRY_MS}\n\n"
+        yield from fresh([])
+        end = clock() + lifetime_s
+        while not subscription.closed and not done():
+            now = clock()
+            if now >= end:
+                break
+            batch = subscription.wait(min(heartbeat_s, end - now))
+            if batch:
+                yield from fresh(batch)
+            elif not subscription.closed:
+                yield ": heartbeat\n\n"
+    finally:
+        subscription.close()
+
+
+def event_stream(
+    render: Callable[[list[Message]], Iterable[Event]],
+    *,
+    topics: TopicFilter | None = None,
+    done: Callable[[], bool] = lambda: False,
+) -> Response:
+    """A ``text/event-stream`` response over a new subscription (204 when the hub is at its cap)."""
+    subscription = hub().subscribe(topics)
+    if subscription is None:
+        return Response(status=204)
+    config = current_app.config
+    lifetime = float(config.get("LIVE_LIFETIME_S", LIFETIME_S))
+    lines = sse_lines(
+        subscription, render, done=done,
+        # Spread the reconnects of many clients opened at once.
+        lifetime_s=lifetime * random.uniform(0.8, 1.2),
+        heartbeat_s=float(config.get("LIVE_HEARTBEAT_S", HEARTBEAT_S)),
+    )
+    return Response(
+        stream_with_context(lines),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
