@@ -221,8 +221,8 @@ def _parameters(rule: Rule, described: dict[str, dict[str, Any]]) -> list[dict[s
     out = []
     for name, converter in rule._converters.items():
         given = dict(described.get(name, {}))
-        schema = given.pop("schema", None) or (
-            {"type": "integer"} if isinstance(converter, IntegerConverter) else {"type": "string", "minLength": 1})
+        default = {"type": "integer"} if isinstance(converter, IntegerConverter) else {"type": "string"}
+        schema = given.pop("schema", None) or default
         out.append({"name": name, "in": "path", "required": True, "schema": schema, **given})
     return out
 
