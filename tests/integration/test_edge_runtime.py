@@ -151,3 +151,19 @@ def test_a_device_without_an_id_is_a_clear_error():
         DeviceRuntime(load(env={}), kind="kiosk")
     with pytest.raises(SettingsError, match="kind"):
         DeviceRuntime(load(env={"NEXTUP_DEVICE_ID": "x"}), kind="toaster")
+
+
+def test_a_device_connects_over_tls_to_a_broker_it_can_verify(tmp_path, make_broker):
+    from test_broker_security import make_ca_and_server_cert
+
+    ca, server = make_ca_and_server_cert(tmp_path / "pki")
+    broker = make_broker(tls=server)
+    broker.add_device("point-7", "point")
+    config = tmp_path / "point.toml"
+    config.write_text(f'mqtt_ca = "{ca}"\n')
+    url = broker.url("point-7", tls=True)
+    settings = load(config, env={"NEXTUP_DEVICE_ID": "point-7", "NEXTUP_MQTT_URL": url})
+    assert settings.mqtt.tls
+    with DeviceRuntime(settings, kind="point") as runtime:
+        assert runtime.wait_ready(5)
+        assert runtime.subscribed(runtime.topics.device_config("point-7"))
