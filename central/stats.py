@@ -118,6 +118,7 @@ class PointNow:
 @dataclass(frozen=True)
 class Live:
     at: datetime
+    tz: tzinfo
     window_s: float
     target_s: int
     percent: int
@@ -165,7 +166,8 @@ def live(store: Store, now: datetime, *, window: timedelta = ARRIVAL_WINDOW) -> 
                 called_at=ticket.called_at if ticket else None,
                 specialist=users.get(specialist_id) if specialist_id else None,
             ))
-    return Live(now, window.total_seconds(), target_s, percent, service_now, point_now)
+        tz = site_zone(s)
+    return Live(now, tz, window.total_seconds(), target_s, percent, service_now, point_now)
 
 
 def waiting_statement() -> Select[Any]:
@@ -521,6 +523,10 @@ def tickets_csv(store: Store, first: date, last: date) -> Iterator[str]:
     stays unambiguous); wait_s and service_s are whole seconds.
     """
     check_range(first, last, max_days=None)
+    return _csv_pieces(store, first, last)
+
+
+def _csv_pieces(store: Store, first: date, last: date) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
 

@@ -34,7 +34,7 @@ def create_app(coordinator: Coordinator, *, bridge: Any = None, config: dict[str
 
     init_extensions(app)
 
-    from . import admin, api, console, customer, display
+    from . import admin, api, console, customer, dashboard, display
 
     csrf.exempt(api.blueprint)  # JSON clients send no form token; the API takes no cookie-authenticated action
     app.register_blueprint(api.blueprint, url_prefix="/api/v1")
@@ -42,4 +42,5 @@ def create_app(coordinator: Coordinator, *, bridge: Any = None, config: dict[str
     app.register_blueprint(display.blueprint)
     app.register_blueprint(console.blueprint, url_prefix="/console")
     app.register_blueprint(admin.blueprint, url_prefix="/admin")
+    app.register_blueprint(dashboard.blueprint, url_prefix="/admin")  # /admin/dashboard, /admin/stats
     return app
