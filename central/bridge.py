@@ -91,6 +91,8 @@ class Bridge:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        self._subscribe_mid: int | None = None
         coordinator.add_listener(self.publish)
 
     # --- lifecycle -----------------------------------------------------------
@@ -124,11 +126,20 @@ class Bridge:
             return
         if self.connected.is_set() or self.reconnects:
             self.reconnects += 1
-        client.subscribe([(topic, QOS) for topic in self.topics.central_subscriptions(self.shared)])
+        _, self._subscribe_mid = client.subscribe(
+            [(topic, QOS) for topic in self.topics.central_subscriptions(self.shared)])
+        log.info("central connected to the broker", extra={"session_present": flags.session_present})
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
+        if mid != self._subscribe_mid:
+            return
+        refused = [r for r in reasons if r.is_failure]
+        if refused:
+            log.error("broker refused central's subscriptions: %s", refused)
+            return
         # Retained states may have been lost with the broker: publish them again from the database.
         self.publish(self.coordinator.snapshot())
         self.connected.set()
-        log.info("central connected to the broker", extra={"session_present": flags.session_present})
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self.connected.clear()

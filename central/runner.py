@@ -49,9 +49,17 @@ class Central:
 
             self._server = create_server(self.app, host=self.http[0], port=self.http[1], threads=8,
                                          ident="nextup")
-            self._spawn(self._server.run, "http")
+            self._spawn(self._serve_http, "http")
         self._spawn(self._tick, "tick")
         return self
+
+    def _serve_http(self) -> None:
+        try:
+            self._server.run()
+        except (OSError, ValueError):
+            # Closing the listening socket from stop() ends waitress's loop this way.
+            if not self._stopping.is_set():
+                raise
 
     def _spawn(self, target: Any, name: str) -> None:
         thread = threading.Thread(target=target, name=f"central-{name}", daemon=True)
