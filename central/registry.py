@@ -9,6 +9,7 @@ service the panel accepts is one the site file would accept too.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ from central.store.models import (
     UserRow,
 )
 from central.users import MIN_PASSWORD, ROLES, BadPassword, hash_password
+
+log = logging.getLogger(__name__)
 
 SLUG_RULE = "use lowercase letters, digits, _ and - (up to 32), starting with a letter or digit"
 OPEN_STATES = (TicketState.WAITING.value, TicketState.CALLED.value)
@@ -71,6 +74,7 @@ def _write(coordinator: Coordinator, change: Any) -> Any:
             result = change(s)
     except IntegrityError as exc:
         # Another admin saved the same key at the same moment: the database's unique rule caught it.
+        log.warning("registry change refused by the database: %s", exc.orig)
         raise InvalidEntry({"form": "Someone else changed this at the same time; please try again."}) from exc
     coordinator.publish_snapshot()
     return result
@@ -123,8 +127,8 @@ def save_service(
 
 
 def save_point(
-    coordinator: Coordinator, *, serial: int | None, name: str, services: Iterable[str] = (), active: bool = True,
-    specialists: Iterable[int] | None = None, editing: int | None = None,
+    coordinator: Coordinator, *, serial: int | None, name: str, services: Iterable[str] = (),
+    active: bool = True, specialists: Iterable[int] | None = None, editing: int | None = None,
 ) -> int:
     """Create point ``serial`` or, with ``editing``, update that point (its serial stays).
 
@@ -196,6 +200,14 @@ def work_at(coordinator: Coordinator, serial: int, user_id: int | None) -> None:
 
     with coordinator.store.write() as s:
         change(s)
+
+
+def leave_point(coordinator: Coordinator, serial: int, user_id: int) -> None:
+    """``user_id`` stops working at point ``serial`` (if someone else took it over meanwhile, they stay)."""
+    with coordinator.store.write() as s:
+        row = s.scalars(select(PointRow).where(PointRow.serial == serial)).one_or_none()
+        if row is not None and row.specialist_id == user_id:
+            row.specialist_id = None
 
 
 # --- people -------------------------------------------------------------------------------------
@@ -274,7 +286,7 @@ def _ranked(s: Session) -> list[PriorityRow]:
 def save_priority(
     coordinator: Coordinator, *, key: str, name: str, public: bool = True, editing: str | None = None
 ) -> str:
-    """Create priority class ``key`` (last in the order) or, with ``editing``, rename it / change ``public``."""
+    """Create priority class ``key`` (last in the order) or, with ``editing``, change name or ``public``."""
     key, name = _text(editing or key), _text(name)
     problem = _Problems()
     if not SLUG.match(key):
@@ -294,9 +306,9 @@ def save_priority(
         problem.raise_any()
         if row is None:
             ranked = _ranked(s)
-            row = PriorityRow(key=key, rank=len(ranked))
-            s.add(row)
             site = _site(s)
+            row = PriorityRow(key=key, rank=len(ranked), name=name, public=public)
+            s.add(row)
             if site.ratio:
                 # A ratio has one share per class; the new class starts with one share.
                 site.ratio = [*site.ratio, 1]
@@ -371,7 +383,9 @@ def parse_ratio(text: str) -> list[int] | None:
     return [int(p) for p in parts]
 
 
-def set_policy(coordinator: Coordinator, *, policy: str, aging_after_s: int | None, ratio: str | None) -> None:
+def set_policy(
+    coordinator: Coordinator, *, policy: str, aging_after_s: int | None, ratio: str | None
+) -> None:
     """The priority policy: strict, aging (after ``aging_after_s``) or ratio (shares per class, in order)."""
     problem = _Problems()
     if policy not in tuple(k.value for k in PolicyKind):
@@ -424,7 +438,8 @@ def save_device(
     device_id, language = _text(editing or id), _text(language) or None
     problem = _Problems()
     if not DEVICE_ID.match(device_id):
-        problem("id", "Letters, digits, _ . - (up to 64), e.g. point-5." if device_id else "An id is required.")
+        problem("id", "Letters, digits, _ . - (up to 64), e.g. point-5." if device_id
+                else "An id is required.")
     kinds = tuple(k.value for k in DeviceKind)
     if kind not in kinds:
         problem("kind", f"One of {', '.join(kinds)}.")

@@ -7,11 +7,24 @@ are published).  A refused change shows each reason next to its field.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from central import registry
 from central.coordinator import Coordinator
@@ -36,14 +49,22 @@ blueprint = Blueprint("admin", __name__)
 add_auth_routes(blueprint)
 
 OPEN = (TicketState.WAITING.value, TicketState.CALLED.value)
+SERVICE_FIELDS = ["key", "name", "description", "prefix", "active"]
+POINT_FIELDS = ["serial", "name", "services", "specialists", "active"]
+USER_FIELDS = ["name", "role", "password", "points", "active"]
 
 
 def _coordinator() -> Coordinator:
     return current_app.extensions["nextup.coordinator"]
 
 
-def _read() -> Any:
-    return _coordinator().store.read()
+@contextmanager
+def _read() -> Iterator[Session]:
+    """A read-only session whose rows stay readable after it ends (for the templates)."""
+    with _coordinator().store.read() as s:
+        yield s
+        # The store rolls a read back at the end, which would expire every row; detach them first.
+        s.expunge_all()
 
 
 def _show_errors(form: FlaskForm, exc: InvalidEntry) -> None:
@@ -54,6 +75,12 @@ def _show_errors(form: FlaskForm, exc: InvalidEntry) -> None:
             field.errors = [*field.errors, message]
         else:
             flash(message, "error")
+
+
+def _form_page(form: FlaskForm, title: str, back: str, fields: list[str], **hints: str) -> Any:
+    """A form page; 400 when it was sent back with errors, so scripts and tests see the refusal."""
+    page = render_template("admin/form.html", form=form, title=title, back=back, fields=fields, hints=hints)
+    return page, 400 if form.errors else 200
 
 
 def _no_store(response: Any) -> Any:
@@ -83,7 +110,8 @@ def index() -> Any:
             "services": s.scalar(select(func.count(ServiceRow.id)).where(ServiceRow.active.is_(True))) or 0,
             "points": s.scalar(select(func.count(PointRow.id)).where(PointRow.active.is_(True))) or 0,
             "devices": s.scalar(select(func.count()).select_from(DeviceRow)) or 0,
-            "online": s.scalar(select(func.count()).select_from(DeviceRow).where(DeviceRow.online.is_(True))) or 0,
+            "online": s.scalar(select(func.count()).select_from(DeviceRow)
+                               .where(DeviceRow.online.is_(True))) or 0,
             "staff": s.scalar(select(func.count(UserRow.id)).where(UserRow.active.is_(True))) or 0,
             "waiting": s.scalar(select(func.count(TicketRow.id))
                                 .where(TicketRow.state == TicketState.WAITING.value)) or 0,
@@ -123,8 +151,7 @@ def services_new() -> Any:
         else:
             flash(f"Service {form.name.data.strip()} created.", "success")
             return redirect(url_for(".services", _anchor=f"service-{key}"))
-    return render_template("admin/form.html", form=form, title="New service", back=url_for(".services"),
-                           fields=["key", "name", "description", "prefix", "active"]), 400 if form.errors else 200
+    return _form_page(form, "New service", url_for(".services"), SERVICE_FIELDS)
 
 
 @blueprint.route("/services/<key>", methods=["GET", "POST"])
@@ -140,14 +167,14 @@ def services_edit(key: str) -> Any:
     if form.validate_on_submit():
         try:
             registry.save_service(_coordinator(), key=key, name=form.name.data, prefix=form.prefix.data,
-                                  description=form.description.data or "", active=form.active.data, editing=key)
+                                  description=form.description.data or "", active=form.active.data,
+                                  editing=key)
         except InvalidEntry as exc:
             _show_errors(form, exc)
         else:
             flash(f"Service {form.name.data.strip()} saved.", "success")
             return redirect(url_for(".services"))
-    return render_template("admin/form.html", form=form, title=f"Service {row.name}", back=url_for(".services"),
-                           fields=["key", "name", "description", "prefix", "active"]), 400 if form.errors else 200
+    return _form_page(form, f"Service {row.name}", url_for(".services"), SERVICE_FIELDS)
 
 
 # --- points -------------------------------------------------------------------------------------
@@ -197,9 +224,7 @@ def points_new() -> Any:
         else:
             flash(f"Point {serial} ({form.name.data.strip()}) created.", "success")
             return redirect(url_for(".points"))
-    return render_template("admin/form.html", form=form, title="New service point", back=url_for(".points"),
-                           fields=["serial", "name", "services", "specialists", "active"]), \
-        400 if form.errors else 200
+    return _form_page(form, "New service point", url_for(".points"), POINT_FIELDS)
 
 
 @blueprint.route("/points/<int:serial>", methods=["GET", "POST"])
@@ -219,17 +244,15 @@ def points_edit(serial: int) -> Any:
     _point_choices(form)
     if form.validate_on_submit():
         try:
-            registry.save_point(_coordinator(), serial=serial, name=form.name.data, services=form.services.data,
-                                active=form.active.data, specialists=form.specialists.data, editing=serial)
+            registry.save_point(_coordinator(), serial=serial, name=form.name.data,
+                                services=form.services.data, active=form.active.data,
+                                specialists=form.specialists.data, editing=serial)
         except InvalidEntry as exc:
             _show_errors(form, exc)
         else:
             flash(f"Point {serial} saved.", "success")
             return redirect(url_for(".points"))
-    return render_template("admin/form.html", form=form, title=f"Point {serial}: {current['name']}",
-                           back=url_for(".points"),
-                           fields=["serial", "name", "services", "specialists", "active"]), \
-        400 if form.errors else 200
+    return _form_page(form, f"Point {serial}: {current['name']}", url_for(".points"), POINT_FIELDS)
 
 
 # --- staff --------------------------------------------------------------------------------------
@@ -245,7 +268,8 @@ def _user_choices(form: UserForm) -> None:
 @role_required(ADMIN)
 def users() -> Any:
     with _read() as s:
-        working = {p.specialist_id: p for p in s.scalars(select(PointRow).where(PointRow.specialist_id.is_not(None)))}
+        working = {p.specialist_id: p
+                   for p in s.scalars(select(PointRow).where(PointRow.specialist_id.is_not(None)))}
         rows = [{"row": u, "points": [f"{p.serial}" for p in u.points], "working": working.get(u.id),
                  "has_password": bool(u.password_hash)}
                 for u in s.scalars(select(UserRow).order_by(UserRow.role, UserRow.name))]
@@ -266,10 +290,8 @@ def users_new() -> Any:
         else:
             flash(f"{form.name.data.strip()} can now sign in.", "success")
             return redirect(url_for(".users"))
-    return render_template("admin/form.html", form=form, title="New person", back=url_for(".users"),
-                           fields=["name", "role", "password", "points", "active"],
-                           hints={"password": "At least 10 characters; stored as an argon2id hash."}), \
-        400 if form.errors else 200
+    return _form_page(form, "New person", url_for(".users"), USER_FIELDS,
+                      password="At least 10 characters; stored as an argon2id hash.")
 
 
 @blueprint.route("/staff/<int:user_id>", methods=["GET", "POST"])
@@ -296,15 +318,15 @@ def users_edit(user_id: int) -> Any:
             return redirect(url_for(".users"))
     hint = ("Leave empty to keep the current password." if has_password
             else "No password yet: this person cannot sign in until given one.")
-    return render_template("admin/form.html", form=form, title=f"{current['name']}", back=url_for(".users"),
-                           fields=["name", "role", "password", "points", "active"], hints={"password": hint}), \
-        400 if form.errors else 200
+    return _form_page(form, current["name"], url_for(".users"), USER_FIELDS, password=hint)
 
 
 # --- priority classes and policy ----------------------------------------------------------------
 
 
-def _priorities_page(new: PriorityForm | None = None, policy: PolicyForm | None = None, status: int = 200) -> Any:
+def _priorities_page(
+    new: PriorityForm | None = None, policy: PolicyForm | None = None, status: int = 200
+) -> Any:
     with _read() as s:
         site = s.get(SiteRow, 1)
         rows = list(s.scalars(select(PriorityRow).order_by(PriorityRow.rank)))
@@ -331,7 +353,8 @@ def priorities_new() -> Any:
     form = PriorityForm()
     if form.validate_on_submit():
         try:
-            registry.save_priority(_coordinator(), key=form.key.data, name=form.name.data, public=form.public.data)
+            registry.save_priority(_coordinator(), key=form.key.data, name=form.name.data,
+                                   public=form.public.data)
         except InvalidEntry as exc:
             _show_errors(form, exc)
         else:
@@ -359,9 +382,7 @@ def priorities_edit(key: str) -> Any:
         else:
             flash(f"Priority class {form.name.data.strip()} saved.", "success")
             return redirect(url_for(".priorities"))
-    return render_template("admin/form.html", form=form, title=f"Priority class {row.name}",
-                           back=url_for(".priorities"), fields=["key", "name", "public"]), \
-        400 if form.errors else 200
+    return _form_page(form, f"Priority class {row.name}", url_for(".priorities"), ["key", "name", "public"])
 
 
 @blueprint.post("/priorities/move")
@@ -397,8 +418,8 @@ def priorities_policy() -> Any:
     form = PolicyForm()
     if form.validate_on_submit():
         try:
-            registry.set_policy(_coordinator(), policy=form.policy.data, aging_after_s=form.aging_after_s.data,
-                                ratio=form.ratio.data)
+            registry.set_policy(_coordinator(), policy=form.policy.data,
+                                aging_after_s=form.aging_after_s.data, ratio=form.ratio.data)
         except InvalidEntry as exc:
             _show_errors(form, exc)
         else:
@@ -449,8 +470,7 @@ def devices_new() -> Any:
             _show_errors(form, exc)
         else:
             return _credentials_page(device_id, created=True)
-    return render_template("admin/form.html", form=form, title="New device", back=url_for(".devices"),
-                           fields=["id", "kind", "point", "language"]), 400 if form.errors else 200
+    return _form_page(form, "New device", url_for(".devices"), ["id", "kind", "point", "language"])
 
 
 @blueprint.route("/devices/<device_id>", methods=["GET", "POST"])
@@ -476,8 +496,7 @@ def devices_edit(device_id: str) -> Any:
         else:
             flash(f"Device {device_id} saved.", "success")
             return redirect(url_for(".devices"))
-    return render_template("admin/form.html", form=form, title=f"Device {device_id}", back=url_for(".devices"),
-                           fields=["id", "kind", "point", "language"]), 400 if form.errors else 200
+    return _form_page(form, f"Device {device_id}", url_for(".devices"), ["id", "kind", "point", "language"])
 
 
 @blueprint.post("/devices/<device_id>/credentials")
@@ -516,7 +535,8 @@ def hours() -> Any:
         from central.domain.hours import WEEKDAYS
 
         try:
-            registry.set_hours(_coordinator(), {d: form[d].data or "" for d in WEEKDAYS}, form.closed.data or "")
+            weekly = {d: form[d].data or "" for d in WEEKDAYS}
+            registry.set_hours(_coordinator(), weekly, form.closed.data or "")
         except InvalidEntry as exc:
             _show_errors(form, exc)
         else:

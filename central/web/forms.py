@@ -115,7 +115,7 @@ class DeviceForm(FlaskForm):
         Regexp(DEVICE_ID, message="Letters, digits, _ . - (up to 64), e.g. point-5."),
     ], description="Also the device's broker user name.")
     kind = SelectField("Kind", choices=[(k.value, k.value.capitalize()) for k in DeviceKind])
-    point = SelectField("Point (for a point unit)", choices=[], coerce=str)
+    point = SelectField("Point (for a point unit)", choices=[], validate_choice=False)
     language = StringField("Language", validators=[
         Optional(), Regexp(LANGUAGE, message='A language code, e.g. "en" or "pt-BR".'),
     ], description="Empty: the site's language.")
