@@ -141,6 +141,30 @@ def display(config: str | None, sim: bool, screenshot: str | None) -> None:
     run_display(_settings(config), sim=sim, screenshot=screenshot)
 
 
+@main.group()
+def broker() -> None:
+    """The broker's per-device credentials."""
+
+
+@broker.command("credentials")
+@click.option("--dir", "directory", required=True, type=click.Path(file_okay=False),
+              help="where the password file, ACL and kept passwords go")
+@click.option("--rotate", multiple=True, help="a user whose password is replaced (repeatable; 'all' for everyone)")
+@click.option("--pid-file", type=click.Path(dir_okay=False), help="reload the running broker of this pid file")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False))
+def broker_credentials(directory: str, rotate: tuple[str, ...], pid_file: str | None, config: str | None) -> None:
+    """Write a user (= device id) and password for each device of the registry, and central's own."""
+    from broker.mosquitto import SECRETS_FILE, reload, write_credentials
+    from central.registry_export import registered_devices
+
+    settings = _settings(config)
+    rotation: bool | tuple[str, ...] = True if "all" in rotate else rotate
+    passwords = write_credentials(directory, settings.site, registered_devices(settings), rotate=rotation)
+    if pid_file:
+        reload(pid_file)
+    click.echo(f"{len(passwords)} broker users written; their passwords are in {directory}/{SECRETS_FILE}")
+
+
 @main.command()
 def demo() -> None:
     """A whole simulated site on this machine."""
