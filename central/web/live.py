@@ -119,9 +119,10 @@ class LiveHub:
         self._subscriptions: set[Subscription] = set()
         self._lock = threading.Lock()
         self.closed = False
-        coordinator.add_listener(self._on_messages)
+        coordinator.add_listener(self.publish)
 
-    def _on_messages(self, messages: list[Message]) -> None:
+    def publish(self, messages: list[Message]) -> None:
+        """Hand a batch to every subscription (the coordinator calls this after each commit)."""
         with self._lock:
             subscriptions = list(self._subscriptions)
         for subscription in subscriptions:
@@ -152,7 +153,7 @@ class LiveHub:
             subscriptions = list(self._subscriptions)
         for subscription in subscriptions:
             subscription.close()
-        self.coordinator.remove_listener(self._on_messages)
+        self.coordinator.remove_listener(self.publish)
 
 
 def init_app(app: Flask) -> LiveHub:
@@ -166,9 +167,9 @@ def init_app(app: Flask) -> LiveHub:
     return hub
 
 
-def hub() -> LiveHub:
-    """The current app's hub."""
-    return init_app(current_app)
+def hub(app: Flask | None = None) -> LiveHub:
+    """The hub of ``app`` (default: the current app)."""
+    return init_app(app if app is not None else current_app._get_current_object())  # type: ignore[attr-defined]
 
 
 def sse_lines(
