@@ -57,7 +57,7 @@ def _nextup_error(exc: NextupError) -> Any:
 
 
 @blueprint.errorhandler(HTTPException)
-def _http_error(exc: HTTPException) -> Any:
+def http_error(exc: HTTPException) -> Any:
     return error(exc.code or 500, (exc.name or "error").lower().replace(" ", "_"), exc.description or "")
 
 
