@@ -44,4 +44,12 @@ def create_app(coordinator: Coordinator, *, bridge: Any = None, config: dict[str
     app.register_blueprint(console.blueprint, url_prefix="/console")
     app.register_blueprint(admin.blueprint, url_prefix="/admin")
     app.register_blueprint(dashboard.blueprint, url_prefix="/admin")  # /admin/dashboard, /admin/stats
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Any:
+        # Unmatched URLs belong to no blueprint: answer API clients in JSON all the same.
+        if request.path.startswith("/api/"):
+            return api.http_error(exc)
+        return exc
+
     return app
