@@ -39,7 +39,7 @@ class StaffingForm(FlaskForm):
     ], description="e.g. 300 for five minutes.")
     percent = IntegerField("Share of clients served within it (%)", validators=[
         InputRequired("A percentage is required."),
-        NumberRange(min=1, max=99, message="Between 1 and 99: no queue promises 100 %."),
+        NumberRange(min=1, max=99, message="Between 1 and 99: no queue promises 100 %%."),
     ])
 
 
