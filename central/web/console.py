@@ -10,6 +10,7 @@ double click, a reload that re-posts) takes effect once.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -38,9 +39,17 @@ def _coordinator() -> Coordinator:
     return current_app.extensions["nextup.coordinator"]
 
 
-def _allowed_points() -> list[PointRow]:
+@dataclass(frozen=True)
+class PointChoice:
+    serial: int
+    name: str
+    active: bool
+
+
+def _allowed_points() -> list[PointChoice]:
     with _coordinator().store.read() as s:
-        rows = list(s.scalars(select(PointRow).order_by(PointRow.serial)))
+        rows = [PointChoice(p.serial, p.name, p.active)
+                for p in s.scalars(select(PointRow).order_by(PointRow.serial))]
     return [p for p in rows if current_user.may_work_at(p.serial)]
 
 
