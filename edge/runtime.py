@@ -26,10 +26,12 @@ factory is asked for.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -374,6 +376,7 @@ class DeviceRuntime:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_subscribe = self._on_subscribe
+        client.on_socket_open = _no_delay
         client.on_message = self._on_unexpected
         return client
 
@@ -610,6 +613,13 @@ def close_all(*devices: Any) -> None:
             device.close()
         except Exception:  # noqa: BLE001 - closing the rest matters more
             log.exception("failed to close %r", device)
+
+
+def _no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
+    # MQTT sends small packets in quick succession (a PUBACK, then a PUBLISH); with Nagle's
+    # algorithm the second waits for the broker's delayed ACK, some 40 ms on Linux, per exchange.
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _acknowledged(info: mqtt.MQTTMessageInfo) -> bool:
