@@ -11,7 +11,7 @@ from central.bridge import Bridge
 from central.coordinator import Coordinator, Message
 from central.store import Store
 from central.store.migrate import check_schema
-from central.web import create_app
+from central.web import create_app, live
 from nextup.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,8 @@ class Central:
         if self.http is not None:
             from waitress.server import create_server
 
-            self._server = create_server(self.app, host=self.http[0], port=self.http[1], threads=8,
+            # Each open live stream (server-sent events) holds a thread: live.MAX_STREAMS of them at most.
+            self._server = create_server(self.app, host=self.http[0], port=self.http[1], threads=32,
                                          ident="nextup")
             self._spawn(self._serve_http, "http")
         self._spawn(self._tick, "tick")
@@ -85,6 +86,7 @@ class Central:
         self._closed = True
         self._stopping.set()
         if self._server is not None:
+            live.close(self.app)  # live streams wait for news: end them so their threads are free to stop
             self._server.close()
             self._server.task_dispatcher.shutdown()
         self.bridge.stop()

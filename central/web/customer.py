@@ -57,6 +57,11 @@ def _page_language() -> dict[str, Any]:
     return {"page_lang": str(get_locale() or "en")}
 
 
+@blueprint.context_processor
+def _site_name() -> dict[str, Any]:
+    return {"site_name": coordinator().site_state().name}
+
+
 def coordinator() -> Coordinator:
     return current_app.extensions["nextup.coordinator"]
 
@@ -86,7 +91,9 @@ def _index(*, problem: str | None = None, closed: SiteClosed | None = None, stat
     site = c.site_state()
     when = _opening(closed.opens_at if closed is not None else site.opens_at)
     return render_template(
-        "customer/index.html", site=site, services=c.services(), priorities=_public_priorities(),
+        "customer/index.html", site=site, priorities=_public_priorities(),
+        # in the order of their prefixes, as on the board
+        services=sorted(c.services(), key=lambda entry: (entry[0].prefix, entry[0].key)),
         closed=closed is not None or not site.open, opens_at=when, problem=problem,
     ), status
 

@@ -19,6 +19,8 @@ from . import live
 
 blueprint = Blueprint("display", __name__)
 
+EARLIER_CALLS = 5  # shown under the newest call: as many as a 16:9 screen holds readably
+
 
 @blueprint.record_once
 def _setup(state: Any) -> None:
@@ -52,7 +54,7 @@ def board_data(c: Coordinator) -> dict[str, Any]:
 @blueprint.get("/board")
 def board() -> Any:
     """The full-screen board."""
-    return render_template("board.html", board=board_data(coordinator()))
+    return render_template("board.html", board=board_data(coordinator()), history=EARLIER_CALLS)
 
 
 @blueprint.get("/board.json")

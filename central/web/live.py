@@ -43,7 +43,7 @@ from central.coordinator import Coordinator, Message
 
 EXTENSION = "nextup.live"
 QUEUE_SIZE = 32
-MAX_STREAMS = 24
+MAX_STREAMS = 24  # central's waitress runs 32 threads: 8 stay for ordinary requests
 LIFETIME_S = 60.0
 HEARTBEAT_S = 15.0
 RETRY_MS = 2000
@@ -165,6 +165,13 @@ def init_app(app: Flask) -> LiveHub:
             max_streams=int(app.config.get("LIVE_MAX_STREAMS", MAX_STREAMS)),
         ))
     return hub
+
+
+def close(app: Flask) -> None:
+    """End every live stream of ``app`` (when the server stops)."""
+    existing = app.extensions.get(EXTENSION)
+    if existing is not None:
+        existing.close()
 
 
 def hub(app: Flask | None = None) -> LiveHub:

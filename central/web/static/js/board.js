@@ -8,6 +8,7 @@
   var lang = document.documentElement.lang || "en";
   var soundButton = document.getElementById("board-sound");
   var list = document.getElementById("call-list");
+  var earlier = Number(root.dataset.history) || 5;
   var soundWanted = localStorage.getItem("nextup.board.sound") === "on";
   var seen = {};
 
@@ -21,18 +22,27 @@
     return e;
   }
 
+  function callRow(c) {
+    var row = el("li", "call");
+    row.appendChild(el("span", "call-number", c.number));
+    row.appendChild(el("span", "call-arrow", "\u2192")).setAttribute("aria-hidden", "true");
+    row.appendChild(el("span", "call-point", c.point_name));
+    return row;
+  }
+
   function render(b) {
     document.getElementById("board-site").textContent = b.site;
-    var calls = b.calls.map(function (c, i) {
-      var li = el("li", i === 0 ? "call newest" : "call");
-      li.appendChild(el("span", "call-number", c.number));
-      var arrow = li.appendChild(el("span", "call-arrow", "\u2192"));
-      arrow.setAttribute("aria-hidden", "true");
-      li.appendChild(el("span", "call-point", c.point_name));
-      return li;
-    });
-    list.replaceChildren.apply(list, calls);
-    document.getElementById("no-calls").hidden = b.calls.length > 0;
+    var newest = document.getElementById("newest");
+    var first = b.calls[0];
+    newest.hidden = !first;
+    if (first) {
+      newest.querySelector(".call-number").textContent = first.number;
+      newest.querySelector(".call-point").textContent = first.point_name;
+    }
+    document.getElementById("no-calls").hidden = !!first;
+    var rows = b.calls.slice(1, 1 + earlier).map(callRow);
+    list.replaceChildren.apply(list, rows);
+    document.getElementById("history").hidden = rows.length === 0;
     var waiting = b.waiting.map(function (w) {
       var li = el("li");
       var name = li.appendChild(el("span", "waiting-name"));
@@ -53,9 +63,10 @@
 
   function announce(calls) {
     if (!calls.length) { return; }
-    list.classList.remove("flash");
-    void list.offsetWidth;  // restart the highlight animation
-    list.classList.add("flash");
+    var newest = document.getElementById("newest");
+    newest.classList.remove("flash");
+    void newest.offsetWidth;  // restart the highlight animation
+    newest.classList.add("flash");
     if (!soundWanted) { return; }
     NextupSound.chime();
     calls.forEach(function (c) {
@@ -94,7 +105,7 @@
 
   var clock = document.getElementById("board-clock");
   function tick() {
-    var options = {hour: "2-digit", minute: "2-digit"};
+    var options = {hour: "2-digit", minute: "2-digit", hourCycle: "h23"};  // as the hall display
     try {
       clock.textContent = new Intl.DateTimeFormat(lang, Object.assign({timeZone: board.timezone}, options))
         .format(new Date());
@@ -106,6 +117,7 @@
   setInterval(tick, 1000);
 
   NextupLive.follow({
-    events: root.dataset.events, event: "board", poll: root.dataset.poll, pollEvery: 5000, onData: update,
+    events: root.dataset.events, event: "board", poll: root.dataset.poll,
+    pollEvery: Number(root.dataset.pollEvery) || 5000, onData: update,
   });
 })();

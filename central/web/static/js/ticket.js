@@ -73,7 +73,8 @@
 
   if (!finished[data.state]) {
     NextupLive.follow({
-      events: root.dataset.events, event: "ticket", poll: root.dataset.poll, pollEvery: 10000,
+      events: root.dataset.events, event: "ticket", poll: root.dataset.poll,
+      pollEvery: Number(root.dataset.pollEvery) || 10000,
       onData: update, isDone: function (t) { return !!finished[t.state]; },
     });
   }
