@@ -246,28 +246,45 @@ class Advice:
 @dataclass(frozen=True)
 class SiteAdvice:
     services: list[Advice]
-    needed: int
+    pooled: int
+    """Fewest points for the whole hall if every active point took every service (a lower bound)."""
+    separate: int
+    """Sum of the points each service needs on its own (an upper bound: nothing shared)."""
     active_points: int
+    status: str
+    """``ok``, ``tight`` (enough only if the shared points are shared well) or ``short``."""
     message: str | None
-    """Set when the services together need more points than are active (see ``staffing_advice``)."""
+
+
+def _points(n: int) -> str:
+    return f"{n} point" if n == 1 else f"{n} points"
 
 
 def staffing_advice(now: Live) -> SiteAdvice:
     """How many points each service needs to keep ``percent`` % of waits under ``target_s``.
 
-    Each service is its own M/M/c queue: arrivals of the last hour (Poisson),
-    its measured mean service time, the points that provide it.
+    Each service is its own M/M/c queue (Erlang C): arrivals of the last hour
+    as a Poisson stream, its measured mean service time, the active points that
+    provide it.
 
     Shared points (one point providing several services) are simplified: for a
-    service, every active point providing it counts as one of its points, as if
-    it served nothing else.  That is optimistic when points are shared, so the
-    advice adds a site-wide check: the services together need the sum of their
-    points, and a point counts once there.  When that sum is more than the
-    active points, the hall is short even if each service alone looks covered.
-    (Exact answers for shared servers need a multi-class queueing model; the
-    two checks bound the truth from both sides well enough to act on.)
+    single service, every active point providing it counts as one of its
+    points, as if it served nothing else.  That is optimistic where points are
+    shared, so the whole hall is checked too, between two bounds:
+
+    - ``separate``: the sum of what each service needs alone, as if no point
+      were shared: more than the truth, since a shared point fills gaps;
+    - ``pooled``: one queue for the whole hall (all arrivals, their mean
+      service time) served by points that all take every service: less than
+      the truth, since real points take only some services.
+
+    Fewer active points than ``pooled`` is short for certain; fewer than
+    ``separate`` is tight: it depends on how well the shared points are
+    spread.  (The exact answer needs a multi-class model with skill-based
+    routing; the two bounds are what an admin can act on.)
     """
     share = now.percent / 100
+    target = _duration(now.target_s)
     advice = []
     for svc in now.services:
         if not svc.active and svc.waiting == 0:
@@ -282,23 +299,37 @@ def staffing_advice(now: Live) -> SiteAdvice:
             continue
         staffing = required_points(svc.arrival_per_s, svc.service_s, now.target_s, share)
         if svc.active_points < staffing.points:
-            short = staffing.points - svc.active_points
-            message = (f"Needs {staffing.points} active points, has {svc.active_points}: "
-                       f"open {short} more to keep {now.percent} % of waits under {_duration(now.target_s)}.")
+            needs = "1 active point" if staffing.points == 1 else f"{staffing.points} active points"
+            message = (f"Needs {needs}, has {svc.active_points}: open "
+                       f"{staffing.points - svc.active_points} more to keep {now.percent} % of waits under "
+                       f"{target}.")
             status = "short"
         else:
-            message = (f"{staffing.points} of {svc.active_points} active points keep "
-                       f"{now.percent} % of waits under {_duration(now.target_s)}.")
+            message = (f"{_points(staffing.points)} keep {now.percent} % of waits under {target}; "
+                       f"{svc.active_points} active.")
             status = "ok"
         advice.append(Advice(svc.key, svc.name, status, staffing.points, svc.active_points, staffing,
                              message))
-    needed = sum(a.needed or 0 for a in advice)
+    separate = sum(a.needed or 0 for a in advice)
+    loaded = [a.staffing for a in advice if a.staffing is not None]
+    pooled = 0
+    if loaded:
+        arrivals = sum(x.arrival_per_s for x in loaded)
+        mean_service = sum(x.arrival_per_s * x.service_s for x in loaded) / arrivals
+        pooled = required_points(arrivals, mean_service, now.target_s, share).points
     active = sum(1 for p in now.points if p.active)
-    site_message = None
-    if needed > active:
-        site_message = (f"Together the services need {needed} points, but only {active} are active: "
-                        "shared points cannot be in two places at once.")
-    return SiteAdvice(advice, needed, active, site_message)
+    if active < pooled:
+        status = "short"
+        message: str | None = (
+            f"The hall is short: even if every active point took every service, it would need "
+            f"{_points(pooled)}; {active} are active.")
+    elif active < separate:
+        status = "tight"
+        message = (f"Tight: the services need {pooled} to {separate} points together, depending on how "
+                   f"well the shared points are spread; {active} are active.")
+    else:
+        status, message = "ok", None
+    return SiteAdvice(advice, pooled, separate, active, status, message)
 
 
 def _duration(seconds: float) -> str:

@@ -153,7 +153,8 @@ def _charts(report: stats.Report) -> dict[str, Any]:
             ("90th percentile wait", [s.wait_p90_s for s in summaries.values()]),
             ("Average service", [s.service_avg_s for s in summaries.values()]),
             ("90th percentile service", [s.service_p90_s for s in summaries.values()]),
-        ], title=f"Waits and service times by {title} (m:ss)", fmt=svgchart.minutes)
+        ], title=f"Waits and service times by {title} (m:ss)", fmt=svgchart.minutes,
+            scale=svgchart.time_ceiling)
     return charts
 
 

@@ -46,7 +46,25 @@ def nice_ceiling(value: float) -> float:
     return 10 * power
 
 
-def _ticks(top: float, count: int = 4) -> list[float]:
+# Steps a clock reader likes: seconds, then minutes, then hours.
+TIME_STEPS = (5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600)
+TICKS = 4
+
+
+def time_ceiling(seconds: float) -> float:
+    """The top of a time axis: four ticks of a round step (e.g. 0, 10:00, 20:00, 30:00, 40:00)."""
+    if seconds <= 0 or not math.isfinite(seconds):
+        return TICKS * 15.0
+    for step in TIME_STEPS:
+        if seconds <= step * TICKS:
+            return float(step * TICKS)
+    return nice_ceiling(seconds / 3600 / TICKS) * 3600 * TICKS
+
+
+Scale = Callable[[float], float]
+
+
+def _ticks(top: float, count: int = TICKS) -> list[float]:
     return [top * i / count for i in range(count + 1)]
 
 
@@ -102,10 +120,14 @@ def bar_chart(
     title: str,
     stacked: bool = False,
     fmt: Format = plain,
-    width: int = 720,
-    height: int = 260,
+    scale: Scale = nice_ceiling,
+    width: int = 960,
+    height: int = 280,
 ) -> Markup:
-    """Vertical bars: one group per label, one bar per series (or one stacked bar)."""
+    """Vertical bars: one group per label, one bar per series (or one stacked bar).
+
+    ``scale`` gives the top of the axis for the biggest value (``time_ceiling`` for seconds).
+    """
     legend = LEGEND_ROW if len(series) > 1 else 0
     plot_w, plot_h = width - LEFT - RIGHT, height - TOP - BOTTOM - legend
     values = [[v or 0.0 for v in vals] for _, vals in series]
@@ -113,7 +135,7 @@ def bar_chart(
         biggest = max((sum(col) for col in zip(*values, strict=True)), default=0.0) if values else 0.0
     else:
         biggest = max((v for vals in values for v in vals), default=0.0)
-    top_value = nice_ceiling(biggest)
+    top_value = scale(biggest)
     body = _axes(top_value, plot_h, plot_w, fmt)
     slot = plot_w / max(len(labels), 1)
     bars_in_slot = 1 if stacked else max(len(series), 1)
@@ -149,18 +171,20 @@ def line_chart(
     *,
     title: str,
     fmt: Format = plain,
-    width: int = 720,
-    height: int = 220,
+    scale: Scale = nice_ceiling,
+    width: int = 960,
+    height: int = 240,
 ) -> Markup:
     """Lines over the labels (e.g. days), one per series, with a dot at each value."""
     legend = LEGEND_ROW if len(series) > 1 else 0
     plot_w, plot_h = width - LEFT - RIGHT, height - TOP - BOTTOM - legend
     biggest = max((v for _, vals in series for v in vals if v is not None), default=0.0)
-    top_value = nice_ceiling(biggest)
+    top_value = scale(biggest)
     body = _axes(top_value, plot_h, plot_w, fmt)
     n = len(labels)
-    step = plot_w / (n - 1) if n > 1 else 0.0
-    centres = [LEFT + step * i if n > 1 else LEFT + plot_w / 2 for i in range(n)]
+    inset = 24.0  # room for the first and last label under their dots
+    step = (plot_w - 2 * inset) / (n - 1) if n > 1 else 0.0
+    centres = [LEFT + inset + step * i if n > 1 else LEFT + plot_w / 2 for i in range(n)]
     for j, (name, vals) in enumerate(series):
         colour = PALETTE[j % len(PALETTE)]
         points = [(centres[i], TOP + plot_h - plot_h * (v / top_value), labels[i], v)

@@ -237,7 +237,8 @@ def test_staffing_advice_follows_the_pace_and_says_when_points_are_missing(
     assert "open 2 more" in cash.message
     loans = next(a for a in advice.services if a.key == "loans")
     assert (loans.status, loans.needed) == ("idle", 0)
-    assert advice.message is not None and f"need {expected} points" in advice.message
+    assert (advice.status, advice.pooled, advice.separate, advice.active_points) == ("short", 4, 4, 3)
+    assert f"it would need {expected} points; 3 are active" in (advice.message or "")
 
     # A looser target of the admin's: the same pace needs fewer points.
     stats.set_staffing_target(coordinator.store, 1800, 80)
@@ -249,6 +250,46 @@ def test_staffing_advice_follows_the_pace_and_says_when_points_are_missing(
     cash = next(a for a in stats.staffing_advice(stats.live(coordinator.store, clock())).services
                 if a.key == "cash")
     assert (cash.status, cash.active_points) == ("ok", 3)
+
+
+def live_hall(services: dict[str, tuple[int, float, int]], active_points: int) -> stats.Live:
+    """A live picture: per service (arrivals in the hour, service time, active points providing it)."""
+    return stats.Live(
+        at=datetime(2026, 3, 10, 9, 0, tzinfo=UTC), tz=UTC, window_s=3600, target_s=300, percent=90,
+        services=[
+            stats.ServiceNow(key=key, name=key.title(), prefix=key[0].upper(), active=True, waiting=0,
+                             longest_wait_s=None, arrivals=n, arrival_per_s=n / 3600, service_s=service_s,
+                             active_points=points, points=points)
+            for key, (n, service_s, points) in services.items()
+        ],
+        points=[
+            stats.PointNow(serial=i, name=f"Window {i}", active=True, online=True, services=(), current=None,
+                           current_service=None, called_at=None, specialist=None)
+            for i in range(1, active_points + 1)
+        ],
+    )
+
+
+def test_shared_points_are_checked_for_the_whole_hall() -> None:
+    # Two services of 1.2 Erlangs each need 3 points apiece alone, but fewer when points are pooled.
+    pace = {"cash": (18, 240.0, 3), "loans": (18, 240.0, 3)}
+    alone = required_points(18 / 3600, 240, 300, 0.9).points
+    pooled = required_points(36 / 3600, 240, 300, 0.9).points
+    assert (alone, pooled) == (3, 4)
+
+    plenty = stats.staffing_advice(live_hall(pace, active_points=6))
+    assert (plenty.status, plenty.message) == ("ok", None)
+    assert [a.status for a in plenty.services] == ["ok", "ok"]
+
+    # Four shared points: each service sees its three, the hall as one pool would just do.
+    tight = stats.staffing_advice(live_hall(pace, active_points=4))
+    assert (tight.status, tight.pooled, tight.separate, tight.active_points) == ("tight", 4, 6, 4)
+    assert "need 4 to 6 points together" in (tight.message or "")
+    assert [a.status for a in tight.services] == ["ok", "ok"]
+
+    short = stats.staffing_advice(live_hall(pace, active_points=3))
+    assert short.status == "short"
+    assert "it would need 4 points; 3 are active" in (short.message or "")
 
 
 def test_a_service_without_a_served_client_gets_no_number(coordinator: Coordinator, clock: Clock) -> None:

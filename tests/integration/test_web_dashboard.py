@@ -426,6 +426,15 @@ def test_empty_charts_still_draw() -> None:
     assert [svgchart.minutes(v) for v in (0, 59.6, 600, 3725)] == ["0:00", "1:00", "10:00", "1:02:05"]
 
 
+def test_time_axes_step_in_round_minutes() -> None:
+    assert [svgchart.time_ceiling(v) for v in (0, 50, 241, 1476, 3000, 50000)] == \
+        [60, 60, 480, 2400, 3600, 86400]
+    svg = str(svgchart.bar_chart(["a"], [("Wait", [1476])], title="t", fmt=svgchart.minutes,
+                                 scale=svgchart.time_ceiling))
+    ticks = [t.text for t in ET.fromstring(svg).findall(f"{SVG}text") if t.get("text-anchor") == "end"]
+    assert ticks == ["0:00", "10:00", "20:00", "30:00", "40:00"]
+
+
 def test_sites_in_other_time_zones_show_local_times(
     sqlite_url: str, make_store: Any, tmp_path: Path, clock: Clock
 ) -> None:
