@@ -22,6 +22,8 @@ from central.domain.errors import (
 from nextup.contract import LANGUAGE, SLUG
 
 from . import openapi
+from .customer import ticket_rate_limit
+from .extensions import limiter
 from .openapi import operation
 
 blueprint = Blueprint("api", __name__)
@@ -90,6 +92,7 @@ def services() -> Any:
 
 
 @blueprint.post("/tickets")
+@limiter.limit(ticket_rate_limit)  # the same limit as the public page: the API is no way around it
 @operation(request=openapi.TICKET_REQUEST, responses={201: openapi.TICKET_ISSUED},
            errors=(400, 403, 404, 409, 413, 429),
            headers={201: {"Location": {"schema": {"type": "string"}, "description": "The ticket's URL"}}},

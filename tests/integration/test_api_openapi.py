@@ -100,3 +100,19 @@ def test_sequences_of_calls_along_the_documented_links_keep_to_the_document(api_
     machine = api_schema.as_state_machine()
     machine.run(settings=settings(max_examples=MAX_EXAMPLES, stateful_step_count=6, deadline=None,
                                   derandomize=True, database=None, suppress_health_check=list(HealthCheck)))
+
+
+def test_taking_tickets_too_fast_through_the_api_is_a_documented_429(
+    make_store: Callable[..., Any], sqlite_url: str,
+) -> None:
+    app = create_app(Coordinator(make_store(sqlite_url)),
+                     config={"TESTING": True, "TICKET_RATE_LIMIT": "2/minute"})
+    client = app.test_client()
+    for _ in range(2):
+        assert client.post("/api/v1/tickets", json={"service": "cash"}).status_code == 201
+    refused = client.post("/api/v1/tickets", json={"service": "cash"})
+    assert refused.status_code == 429
+    assert refused.get_json()["error"]["code"] == "too_many_requests"
+    schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
+    schema["/api/v1/tickets"]["POST"].validate_response(refused)
+    assert client.get("/api/v1/services").get_json()["services"][1]["waiting"] == 2
