@@ -250,8 +250,20 @@ def init_auth(app: Flask) -> None:
     app.context_processor(_current_staff)
 
 
+def too_many_sign_ins(error: Any) -> Any:
+    """The sign-in page again, saying why, with the limiter's 429 (and its Retry-After, if any)."""
+    from .forms import LoginForm
+
+    if request.endpoint != "admin.login":
+        return error
+    page = render_template("auth/login.html", form=LoginForm(formdata=None),
+                           error="Too many sign-in attempts from here. Please wait a minute and try again.")
+    return page, 429
+
+
 def add_auth_routes(blueprint: Blueprint) -> None:
     """Put /login and /logout on ``blueprint`` (the admin one) and set up auth when it is registered."""
+    blueprint.register_error_handler(429, too_many_sign_ins)
     blueprint.add_url_rule("/login", "login", login, methods=["GET", "POST"])
     blueprint.add_url_rule("/logout", "logout", logout, methods=["POST"])
     blueprint.record_once(lambda state: init_auth(state.app))

@@ -9,6 +9,7 @@ double click, a reload that re-posts) takes effect once.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +25,7 @@ from central.domain import NextupError, PointAction
 from central.domain.model import TicketState
 from central.store.models import PointRow, ServiceRow, TicketRow
 
+from . import live
 from .auth import ADMIN, SPECIALIST, init_auth, role_required
 from .forms import CommandForm, LogoutForm, PickPointForm
 
@@ -33,6 +35,13 @@ blueprint.record_once(lambda state: init_auth(state.app))
 ACTIONS = tuple(a.value for a in PointAction) + ("transfer",)
 QUEUE_SHOWN = 30
 SESSION_POINT = "console_point"
+
+
+@blueprint.after_request
+def _private(response: Any) -> Any:
+    response.headers.setdefault("Cache-Control", "private, no-cache")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    return response
 
 
 def _coordinator() -> Coordinator:
@@ -83,6 +92,14 @@ def point_queue(
         ordered.append({"number": chosen.number, "service": rules.services[chosen.service].name,
                         "priority": chosen.priority, "waited_min": _minutes(now, chosen.issued_at)})
     return ordered, len(waiting)
+
+
+def _signature(coordinator: Coordinator, serial: int) -> str:
+    """What the console page of point ``serial`` shows that may change; the page reloads when it does."""
+    state = coordinator.point_state(serial)
+    queue, waiting = point_queue(coordinator, serial)
+    return json.dumps({"active": state.active, "current": state.current.number if state.current else None,
+                       "queue": [t["number"] for t in queue], "waiting": waiting}, sort_keys=True)
 
 
 def _minutes(now: datetime, then: datetime) -> int:
@@ -156,7 +173,25 @@ def point(serial: int) -> Any:
 
     return render_template("console/point.html", state=state, queue=queue, waiting=waiting, provides=provides,
                            current_service=current_service, command_form=command_form, plain=LogoutForm,
-                           serial=serial)
+                           serial=serial, signature=_signature(coordinator, serial))
+
+
+@blueprint.get("/<int:serial>/events")
+@role_required(ADMIN, SPECIALIST)
+def events(serial: int) -> Any:
+    """Server-sent events: the page's signature now and after each change of this point's state."""
+    _point_or_403(serial)
+    coordinator = _coordinator()
+    try:
+        coordinator.point_state(serial)
+    except NextupError:
+        abort(404)
+    topic = coordinator.topics.point_state(serial)
+
+    def render(_messages: list[Any]) -> list[live.Event]:
+        return [live.Event("point", {"signature": _signature(coordinator, serial)})]
+
+    return live.event_stream(render, topics=lambda t: t == topic)
 
 
 @blueprint.post("/<int:serial>/<action>")

@@ -190,6 +190,7 @@ def test_sign_in_is_rate_limited_per_address(app: Any) -> None:
     statuses = [sign_in(client, "boss", f"guess number {i}").status_code for i in range(6)]
     assert statuses[:5] == [401] * 5
     assert statuses[5] == 429
+    assert "Too many sign-in attempts" in sign_in(client, "boss", "again").get_data(as_text=True)
     # Even the right password waits for the limit to pass.
     assert sign_in(client, "boss").status_code == 429
 

@@ -309,3 +309,34 @@ def test_hardware_press_and_console_click_stay_consistent(central: Any, mqtt_pee
         called = s.scalars(select(TicketRow).where(TicketRow.state == "called")).one()
         assert called.specialist_id == user_id(coordinator.store, "sam")
     assert current_number(console.get("/console/1").get_data(as_text=True)) == tickets[2].number
+
+
+def test_the_page_learns_of_changes_at_its_point_through_server_sent_events(
+    sam: Any, coordinator: Coordinator
+) -> None:
+    page = sam.get("/console/1").get_data(as_text=True)
+    rendered = json.loads(re.search(r"var rendered = (\"(?:[^\"\\]|\\.)*\");", page).group(1))
+    response = sam.get("/console/1/events", buffered=False)
+    assert response.status_code == 200 and response.mimetype == "text/event-stream"
+    chunks = response.iter_encoded()
+
+    def next_signature() -> dict[str, Any]:
+        for chunk in chunks:
+            text = chunk.decode()
+            if text.startswith("event: point"):
+                return json.loads(json.loads(text.split("data: ", 1)[1])["signature"])
+        raise AssertionError("the stream ended")
+
+    try:
+        assert next_signature() == json.loads(rendered)
+        coordinator.issue_ticket("loans", channel=Channel.WEB)  # not served at point 1: no event
+        a = coordinator.issue_ticket("cash", "free", channel=Channel.WEB)
+        assert next_signature() == {"active": True, "current": None, "queue": [a.number], "waiting": 1}
+        coordinator.point_command(1, "next", command_id=uuid.uuid4().hex, source="device:point-1")
+        assert next_signature() == {"active": True, "current": a.number, "queue": [], "waiting": 0}
+    finally:
+        response.close()
+
+
+def test_the_event_stream_is_for_the_points_a_specialist_may_work_at(sam: Any) -> None:
+    assert sam.get("/console/3/events").status_code == 403
