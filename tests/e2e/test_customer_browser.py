@@ -126,7 +126,7 @@ def test_a_customer_follows_their_ticket_on_a_phone_until_called(
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
 
     page.get_by_role("button", name="Turn on sound and vibration").click()
-    expect(page.get_by_role("button", name="Sound and vibration are on")).to_be_disabled()
+    expect(page.get_by_role("button", name="Sound and vibration are on")).to_have_attribute("aria-pressed", "true")
     notes_before = page.evaluate("window.__notes")
 
     point(1)  # Window 1 calls A-001

@@ -67,7 +67,7 @@
       NextupSound.vibrate(200);
       soundButton.setAttribute("aria-pressed", "true");
       soundButton.textContent = text.sound_on;
-      soundButton.disabled = true;
+      soundButton.classList.add("secondary");  // a tap again plays the chime again: a sound check
     });
   }
 
