@@ -1,12 +1,14 @@
 """Who is signed in, and what they may do: sign-in, sign-out and ``role_required``.
 
 Staff pages (the admin panel, the console, the dashboard) share one sign-in at
-/admin/login.  A page says who may use it with ``@role_required("admin")`` or
+/admin/login (5 attempts a minute per address: LOGIN_RATE_LIMIT).  A page
+says who may use it with ``@role_required("admin")`` or
 ``@role_required("admin", "specialist")``: an anonymous visitor is sent to the
 sign-in page, a signed-in user of another role gets 403.
 
-The session is Flask's signed cookie: HttpOnly, SameSite=Lax, Secure over
-HTTPS, expiring after PERMANENT_SESSION_LIFETIME without a request (Flask
+The session is Flask's signed cookie: HttpOnly, SameSite=Lax, Secure on every
+request that came over HTTPS (and always with NEXTUP_SESSION_COOKIE_SECURE=true,
+e.g. behind a TLS proxy), expiring after PERMANENT_SESSION_LIFETIME without a request (Flask
 checks the signature's age, so an old cookie is refused by the server, not
 only forgotten by the browser).  Signing in clears the session first, so
 nothing from before (a planted CSRF token, another user's data) survives it.

@@ -844,3 +844,69 @@ def test_tickets_page_lists_waiting_and_unprinted_tickets(admin: Any, app: Any, 
     assert waiting.number in waiting_part and lost.number in waiting_part
     assert lost.number in unprinted_part and "paper_out" in unprinted_part
     assert waiting.number not in unprinted_part
+
+
+# --- the registry on both databases -------------------------------------------------------------
+
+
+def test_panel_changes_land_alike_on_sqlite_and_postgresql(database_url: str, make_store: Any) -> None:
+    store = make_store(database_url)
+    set_user(store, "boss", "admin", PASSWORD)
+    app = create_app(Coordinator(store), config={"SECRET_KEY": "test-secret-key-for-the-admin-tests"})
+    client = app.test_client()
+    assert sign_in(client, "boss").status_code == 302
+
+    def post(url: str, form_url: str, **data: Any) -> Any:
+        return client.post(url, data={"csrf_token": form_token(client, form_url), **data})
+
+    assert (
+        post(
+            "/admin/services/new",
+            "/admin/services/new",
+            key="passports",
+            name="Passports",
+            prefix="P",
+            active="y",
+        ).status_code
+        == 302
+    )
+    assert (
+        post("/admin/services/new", "/admin/services/new", key="visas", name="Visas", prefix="P").status_code
+        == 400
+    )
+    assert (
+        post(
+            "/admin/staff/new",
+            "/admin/staff/new",
+            name="ria",
+            role="specialist",
+            password="a long enough password",
+            points=["1"],
+            active="y",
+        ).status_code
+        == 302
+    )
+    with store.read() as s:
+        ria = s.scalars(select(UserRow.id).where(UserRow.name == "ria")).one()
+    assert (
+        post(
+            "/admin/points/new",
+            "/admin/points/new",
+            serial="9",
+            name="Window 9",
+            services=["passports", "cash"],
+            specialists=[str(ria)],
+            active="y",
+        ).status_code
+        == 302
+    )
+    assert post("/admin/priorities/move", "/admin/priorities", key="free", direction="up").status_code == 302
+    assert post("/admin/hours", "/admin/hours", mon="09:00-17:00", closed="2026-12-24").status_code == 302
+    with store.read() as s:
+        point = s.scalars(select(PointRow).where(PointRow.serial == 9)).one()
+        assert [v.key for v in point.services] == ["cash", "passports"]
+        assert [p.serial for p in s.get(UserRow, ria).points] == [1, 9]
+        assert [r.key for r in s.scalars(select(PriorityRow).order_by(PriorityRow.rank))] == ["free", "paid"]
+        assert s.get(SiteRow, 1).ratio == [1, 3]
+        assert s.scalar(select(func.count()).select_from(OpeningIntervalRow)) == 1
+        assert s.scalar(select(func.count()).select_from(ServiceRow)) == 4
