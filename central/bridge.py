@@ -22,6 +22,7 @@ from paho.mqtt.properties import Properties
 from central.coordinator import Coordinator, Message
 from central.domain.errors import NextupError
 from nextup.contract import PAYLOAD_OF_ROUTE, QOS, Command, DeviceStatus, TicketPrinted, TicketRequest
+from nextup.mqtt import no_delay
 from nextup.settings import MqttUrl
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,7 @@ class Bridge:
         if reason.is_failure:
             log.error("broker refused central: %s", reason)
             return
+        no_delay(client)
         if self.connected.is_set() or self.reconnects:
             self.reconnects += 1
         _, self._subscribe_mid = client.subscribe(

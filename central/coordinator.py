@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from central.domain import (
     Channel,
@@ -37,7 +37,6 @@ from central.domain import (
     call_next,
     estimate_wait_s,
     new_ticket,
-    people_ahead,
     service_day,
 )
 from central.domain.errors import (
@@ -260,8 +259,13 @@ class Coordinator:
     def _ahead_and_eta(self, s: Session, rules: SiteRules, row: TicketRow, now: datetime) -> tuple[int, int]:
         if row.state != TicketState.WAITING.value:
             return 0, 0
-        waiting = [_ticket(r) for r in self._waiting_rows(s, [row.service_id])]
-        ahead = people_ahead(_ticket(row), waiting, rules.policy, now)
+        # Light rows, not ORM objects: a long queue is read on every ticket issued.
+        waiting = s.execute(
+            select(TicketRow.id, TicketRow.priority_rank, TicketRow.issued_at, TicketRow.seq, TicketRow.number)
+            .where(TicketRow.state == TicketState.WAITING.value, TicketRow.service_id == row.service_id)
+        ).all()
+        order = rules.policy.call_order(waiting, now)
+        ahead = next(i for i, t in enumerate(order) if t.id == row.id)
         eta = estimate_wait_s(ahead, self._recent_service_s(s, row.service_id),
                               self._active_points_for(s, row.service_id))
         return ahead, eta
@@ -297,14 +301,22 @@ class Coordinator:
             version=version,
         )
 
-    def _point_state(self, s: Session, row: PointRow, version: int, counts: dict[int, int]) -> PointState:
-        current = s.scalars(select(TicketRow).where(
-            TicketRow.point_serial == row.serial, TicketRow.state == TicketState.CALLED.value)).first()
+    def _called(self, s: Session) -> dict[int, Current]:
+        """The ticket called at each point that has one."""
+        rows = s.execute(
+            select(TicketRow.point_serial, TicketRow.number, ServiceRow.key)
+            .join(ServiceRow, ServiceRow.id == TicketRow.service_id)
+            .where(TicketRow.state == TicketState.CALLED.value)
+        )
+        return {serial: Current(number, key) for serial, number, key in rows}
+
+    def _point_state(self, row: PointRow, version: int, counts: dict[int, int],
+                     called: dict[int, Current]) -> PointState:
         return PointState(
             serial=row.serial,
             name=row.name,
             active=row.active,
-            current=Current(current.number, current.service.key) if current else None,
+            current=called.get(row.serial),
             waiting=sum(counts.get(svc.id, 0) for svc in row.services),
             last_command_id=row.last_command_id,
             version=version,
@@ -331,11 +343,14 @@ class Coordinator:
         affected = {p.serial: p for p in points}
         ids = set(service_ids)
         if ids:
-            for p in s.scalars(select(PointRow).join(PointRow.services).where(ServiceRow.id.in_(ids))):
+            providing = (select(PointRow).join(PointRow.services).where(ServiceRow.id.in_(ids))
+                         .options(selectinload(PointRow.services)))
+            for p in s.scalars(providing).unique():
                 affected.setdefault(p.serial, p)
         messages = [Message(self.topics.board, self._board(s, version, counts).to_json(), retain=True)]
+        called = self._called(s)
         for p in sorted(affected.values(), key=lambda p: p.serial):
-            state = self._point_state(s, p, version, counts)
+            state = self._point_state(p, version, counts, called)
             messages.append(Message(self.topics.point_state(p.serial), state.to_json(), retain=True))
         return messages
 
@@ -348,8 +363,10 @@ class Coordinator:
                 Message(self.topics.site_state, self._site_state(s).to_json(), retain=True),
                 Message(self.topics.board, self._board(s, version, counts).to_json(), retain=True),
             ]
-            for p in s.scalars(select(PointRow).order_by(PointRow.serial)):
-                state = self._point_state(s, p, version, counts)
+            called = self._called(s)
+            points = select(PointRow).order_by(PointRow.serial).options(selectinload(PointRow.services))
+            for p in s.scalars(points):
+                state = self._point_state(p, version, counts, called)
                 messages.append(Message(self.topics.point_state(p.serial), state.to_json(), retain=True))
             site = self._site_row(s)
             for d in s.scalars(select(DeviceRow).order_by(DeviceRow.id)):
@@ -372,8 +389,8 @@ class Coordinator:
 
     def point_state(self, serial: int) -> PointState:
         with self.store.read() as s:
-            return self._point_state(s, self._point_row(s, serial), self._site_row(s).version,
-                                     self._waiting_counts(s))
+            return self._point_state(self._point_row(s, serial), self._site_row(s).version,
+                                     self._waiting_counts(s), self._called(s))
 
     def services(self) -> list[tuple[Service, int]]:
         """Active services with how many wait for each."""

@@ -16,8 +16,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from typing import Protocol, TypeVar
+
 from .errors import NothingWaiting
-from .model import Ticket
+
+
+class Queued(Protocol):
+    """What the policies look at: a ticket, or any light record of one."""
+
+    @property
+    def priority_rank(self) -> int: ...
+    @property
+    def issued_at(self) -> datetime: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def number(self) -> str: ...
+
+
+Ticket = TypeVar("Ticket", bound=Queued)
 
 
 class PolicyKind(StrEnum):
@@ -45,7 +62,7 @@ class PriorityPolicy:
         if self.kind is PolicyKind.RATIO and (not self.ratio or any(r <= 0 for r in self.ratio)):
             raise ValueError("a ratio policy needs a positive share for every priority class")
 
-    def effective_rank(self, ticket: Ticket, now: datetime) -> int:
+    def effective_rank(self, ticket: Queued, now: datetime) -> int:
         if self.kind is not PolicyKind.AGING:
             return ticket.priority_rank
         waited = max(0.0, (now - ticket.issued_at).total_seconds())
@@ -70,7 +87,7 @@ class PriorityPolicy:
         turn, state = self._ratio_turn(sorted(heads), state)
         return heads[turn], state
 
-    def _ratio_rank(self, ticket: Ticket) -> int:
+    def _ratio_rank(self, ticket: Queued) -> int:
         return min(ticket.priority_rank, len(self.ratio) - 1)
 
     def _ratio_turn(self, ranks: list[int], state: RatioState) -> tuple[int, RatioState]:
@@ -99,5 +116,5 @@ class PriorityPolicy:
         return order
 
 
-def _fifo(ticket: Ticket) -> tuple[datetime, int, str]:
+def _fifo(ticket: Queued) -> tuple[datetime, int, str]:
     return (ticket.issued_at, ticket.seq, ticket.number)
