@@ -305,7 +305,8 @@ def staffing_advice(now: Live) -> SiteAdvice:
                        f"{target}.")
             status = "short"
         else:
-            message = (f"{_points(staffing.points)} keep {now.percent} % of waits under {target}; "
+            keep = "1 point keeps" if staffing.points == 1 else f"{staffing.points} points keep"
+            message = (f"{keep} {now.percent} % of waits under {target}; "
                        f"{svc.active_points} active.")
             status = "ok"
         advice.append(Advice(svc.key, svc.name, status, staffing.points, svc.active_points, staffing,

@@ -1,6 +1,6 @@
 """The admin's dashboard and statistics in Debian's chromium against a running central and broker.
 
-A morning of yesterday and the last hours of today are played through the
+Part of yesterday and the last hour and a half of today are played through the
 coordinator with a clock the test drives, so the pages show real numbers.
 Screenshots go to $NEXTUP_SCREENSHOTS when set (to look at them), else to the test's temp dir.
 """
@@ -25,7 +25,7 @@ from central.coordinator import Coordinator
 from central.domain import Channel
 from central.store.models import UserRow
 from central.users import set_user
-from nextup.contract import Topics
+from nextup.contract import PointState, Topics
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 expect = playwright_sync.expect
@@ -57,7 +57,7 @@ def play_hall(coordinator: Coordinator, clock: Clock, start: datetime, end: date
     With ``drain`` the doors close at ``end`` and the points serve whoever is left, so no ticket
     of this session waits into the next one.
     """
-    busy_until: dict[int, datetime] = {}
+    busy_until: dict[int, datetime] = {}  # points with a client, until when
     clock.now = start
     while clock.now < end or (drain and (busy_until or any(
             coordinator.point_state(serial).waiting for serial in specialists))):
@@ -67,28 +67,31 @@ def play_hall(coordinator: Coordinator, clock: Clock, start: datetime, end: date
                     coordinator.issue_ticket(service, channel=rng.choice([Channel.KIOSK, Channel.KIOSK,
                                                                           Channel.WEB]))
         for serial, specialist in specialists.items():
-            if serial in busy_until and clock.now < busy_until[serial]:
-                continue
-            state = coordinator.point_state(serial)
-            if state.current is not None:
-                press(coordinator, serial, "no_show" if rng.random() < 0.06 else "served", specialist)
-            busy_until.pop(serial, None)
-            if coordinator.point_state(serial).waiting:
-                press(coordinator, serial, "next", specialist)
-                mean = PACE[coordinator.point_state(serial).current.service][1]  # type: ignore[union-attr]
+            if serial in busy_until:
+                if clock.now < busy_until[serial]:
+                    continue
+                state = press(coordinator, serial, "no_show" if rng.random() < 0.06 else "served", specialist)
+                del busy_until[serial]
+            else:
+                state = coordinator.point_state(serial)
+            if state.waiting:
+                called = press(coordinator, serial, "next", specialist).current
+                assert called is not None
+                mean = PACE[called.service][1]
                 busy_until[serial] = clock.now + timedelta(minutes=max(1.0, rng.expovariate(1 / mean)))
         clock.now += timedelta(minutes=1)
 
 
-def press(coordinator: Coordinator, serial: int, action: str, specialist: int | None = None) -> None:
+def press(coordinator: Coordinator, serial: int, action: str, specialist: int | None = None) -> PointState:
     result = coordinator.point_command(serial, action, command_id=uuid.uuid4().hex, source="test",
                                        specialist_id=specialist)
     assert result.ok, result.error
+    return result.state
 
 
 @pytest.fixture(scope="module")
 def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A database of the demo site holding yesterday's morning and today's last three hours (made once)."""
+    """A database of the demo site holding part of yesterday and today's last hour and a half (made once)."""
     from central.sitefile import apply_site
     from central.sitespec import parse_site_file
     from central.store import Store
@@ -112,8 +115,8 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
         coordinator = Coordinator(store, clock=clock)
         rng = random.Random(7)
         yesterday = now - timedelta(days=1)
-        play_hall(coordinator, clock, yesterday - timedelta(hours=4), yesterday, rng, specialists, drain=True)
-        play_hall(coordinator, clock, now - timedelta(hours=3), now - timedelta(minutes=1), rng, specialists,
+        play_hall(coordinator, clock, yesterday - timedelta(hours=2.5), yesterday, rng, specialists, drain=True)
+        play_hall(coordinator, clock, now - timedelta(hours=1.5), now - timedelta(minutes=1), rng, specialists,
                   drain=False)
         with store.engine.connect() as connection:  # one file to copy: fold the WAL back in
             connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
