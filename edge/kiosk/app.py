@@ -404,17 +404,18 @@ class Kiosk(Device):
         self._printed(request_id, ticket, True, reason or printers.OK)
 
     def _printed(self, request_id: str, ticket: IssuedTicket, printed: bool, state: str) -> None:
-        self.runtime.publish(
-            self.topics.ticket_printed(self.device_id),
-            TicketPrinted(request_id, ticket.number, printed, None if printed else state),
-        )
-        self.runtime.set_status(printer=state)
+        # The person at the kiosk first, then central.
         if printed:
             self._light("error", False)
             log.info("%s: printed %s", self.device_id, ticket.number)
         else:
             log.error("%s: ticket %s not printed: %s", self.device_id, ticket.number, state)
             self._alarm()
+        self.runtime.set_status(printer=state)
+        self.runtime.publish(
+            self.topics.ticket_printed(self.device_id),
+            TicketPrinted(request_id, ticket.number, printed, None if printed else state),
+        )
 
     def slip(self, ticket: IssuedTicket) -> TicketSlip:
         """What to print for ``ticket``: names from the retained site, time from the kiosk's clock."""
