@@ -26,12 +26,10 @@ factory is asked for.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -47,6 +45,7 @@ from central.domain.errors import BadPayload
 from central.domain.model import DeviceKind
 from nextup import __version__
 from nextup.contract import DEVICE_ID, QOS, DeviceConfig, DeviceStatus, Payload, Topics
+from nextup.mqtt import no_delay
 from nextup.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -376,7 +375,7 @@ class DeviceRuntime:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_subscribe = self._on_subscribe
-        client.on_socket_open = _no_delay
+        client.on_socket_open = lambda client, userdata, sock: no_delay(client)
         client.on_message = self._on_unexpected
         return client
 
@@ -613,13 +612,6 @@ def close_all(*devices: Any) -> None:
             device.close()
         except Exception:  # noqa: BLE001 - closing the rest matters more
             log.exception("failed to close %r", device)
-
-
-def _no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
-    # MQTT sends small packets in quick succession (a PUBACK, then a PUBLISH); with Nagle's
-    # algorithm the second waits for the broker's delayed ACK, some 40 ms on Linux, per exchange.
-    with contextlib.suppress(OSError, AttributeError):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _acknowledged(info: mqtt.MQTTMessageInfo) -> bool:
