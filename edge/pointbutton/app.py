@@ -111,7 +111,11 @@ class PointUnit(Device):
         self.leds: dict[str, Any] = {}
 
         if self._lcd is None:
-            self._lcd = MemoryLcd() if self.sim else lcd_from_config(extra.get("lcd"))
+            if self.sim:
+                # So that a person running a sim unit can read its LCD in the log.
+                self._lcd = MemoryLcd(echo=lambda text: log.info("%s LCD %s", self.device_id, text))
+            else:
+                self._lcd = lcd_from_config(extra.get("lcd"))
         from gpiozero import LED, Button
 
         for name in BUTTONS:

@@ -7,7 +7,7 @@ HD44780 on an I2C backpack through RPLCD, imported only when one is opened.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from nextup.settings import SettingsError
@@ -33,14 +33,19 @@ def fit(lines: Sequence[str], cols: int, rows: int) -> list[str]:
 class MemoryLcd:
     """An LCD that keeps its text: ``lines`` is what a person would read on it."""
 
-    def __init__(self, cols: int = 16, rows: int = 2) -> None:
+    def __init__(self, cols: int = 16, rows: int = 2, *, echo: Callable[[str], None] | None = None) -> None:
         self.cols, self.rows = cols, rows
         self.lines = fit([], cols, rows)
         self.closed = False
+        self._echo = echo
 
     def show(self, lines: Sequence[str]) -> None:
-        if not self.closed:
-            self.lines = fit(lines, self.cols, self.rows)
+        if self.closed:
+            return
+        new = fit(lines, self.cols, self.rows)
+        if new != self.lines and self._echo is not None:
+            self._echo("|" + "|".join(new) + "|")
+        self.lines = new
 
     @property
     def text(self) -> str:
