@@ -30,7 +30,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from central.domain import TicketState
 from central.domain.staffing import Staffing, required_points
@@ -134,7 +134,8 @@ def live(store: Store, now: datetime, *, window: timedelta = ARRIVAL_WINDOW) -> 
         ids = [svc.id for svc in services]
         waiting = {sid: (count, oldest) for sid, count, oldest in s.execute(waiting_statement())}
         arrivals = arrivals_since(s, ids, since)
-        points = list(s.scalars(select(PointRow).order_by(PointRow.serial)))
+        points = list(s.scalars(select(PointRow).options(selectinload(PointRow.services))
+                                .order_by(PointRow.serial)))
         current = {row.point_serial: row for row in s.scalars(called_statement())}
         user_ids = {p.specialist_id for p in points} | {t.specialist_id for t in current.values()}
         users = {u.id: u.name for u in s.scalars(select(UserRow).where(UserRow.id.in_(user_ids - {None})))}

@@ -65,7 +65,9 @@ def _private(response: Response) -> Response:
 def _live_context() -> dict[str, Any]:
     coordinator = _coordinator()
     now = stats.live(coordinator.store, coordinator.clock())
-    return {"now": now, "advice": stats.staffing_advice(now), "local": lambda t: t.astimezone(now.tz)}
+    advice = stats.staffing_advice(now)
+    return {"now": now, "advice": advice, "advice_for": {a.key: a for a in advice.services},
+            "local": lambda t: t.astimezone(now.tz)}
 
 
 def _fragment() -> str:
