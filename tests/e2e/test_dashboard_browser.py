@@ -115,9 +115,10 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
         coordinator = Coordinator(store, clock=clock)
         rng = random.Random(7)
         yesterday = now - timedelta(days=1)
-        play_hall(coordinator, clock, yesterday - timedelta(hours=2.5), yesterday, rng, specialists, drain=True)
-        play_hall(coordinator, clock, now - timedelta(hours=1.5), now - timedelta(minutes=1), rng, specialists,
-                  drain=False)
+        play_hall(coordinator, clock, yesterday - timedelta(hours=2.5), yesterday, rng, specialists,
+                  drain=True)
+        play_hall(coordinator, clock, now - timedelta(hours=1.5), now - timedelta(minutes=1), rng,
+                  specialists, drain=False)
         with store.engine.connect() as connection:  # one file to copy: fold the WAL back in
             connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
