@@ -159,6 +159,7 @@ class Coordinator:
         self.public_url = public_url.rstrip("/")
         self.clock = clock
         self._listeners: list[Callable[[list[Message]], None]] = []
+        self._rules: tuple[int, SiteRules] | None = None
 
     # --- publishing ---------------------------------------------------------
 
@@ -190,12 +191,16 @@ class Coordinator:
                                                     policy="strict", aging_after_s=600, ratio=[], version=0)
 
     def rules(self, s: Session) -> SiteRules:
+        """The site's rules, read again only when the configuration changed."""
         site = self._site_row(s)
+        cached = self._rules
+        if cached is not None and cached[0] == site.config_version and site.config_version:
+            return cached[1]
         weekly: dict[int, list[tuple[time, time]]] = {}
         for row in s.scalars(select(OpeningIntervalRow)):
             weekly.setdefault(row.weekday, []).append((_hhmm(row.opens), _hhmm(row.closes)))
         closed = frozenset(s.scalars(select(ClosedDateRow.day)))
-        return SiteRules(
+        rules = SiteRules(
             name=site.name,
             tz=_zone(site.timezone),
             services={r.key: _service(r) for r in s.scalars(select(ServiceRow))},
@@ -207,6 +212,16 @@ class Coordinator:
             hours=OpeningHours({d: tuple(i) for d, i in weekly.items()}, closed),
             language=site.language,
         )
+        self._rules = (site.config_version, rules)
+        return rules
+
+    @staticmethod
+    def configuration_changed(s: Session) -> None:
+        """Call in the transaction that changes services, classes, policy or hours."""
+        if s.get(SiteRow, 1) is None:
+            s.add(SiteRow(id=1, version=0, config_version=0))
+            s.flush()
+        s.execute(update(SiteRow).where(SiteRow.id == 1).values(config_version=SiteRow.config_version + 1))
 
     def _point_row(self, s: Session, serial: int, *, lock: bool = False) -> PointRow:
         statement = select(PointRow).where(PointRow.serial == serial)

@@ -72,6 +72,7 @@ def _write(coordinator: Coordinator, change: Any) -> Any:
     try:
         with coordinator.store.write() as s:
             result = change(s)
+            coordinator.configuration_changed(s)
     except IntegrityError as exc:
         # Another admin saved the same key at the same moment: the database's unique rule caught it.
         log.warning("registry change refused by the database: %s", exc.orig)

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from central.coordinator import Coordinator
 from central.sitespec import SiteSpec, parse_site_file
 from central.store import Store
 from central.store.migrate import check_schema
@@ -74,6 +75,8 @@ def apply_site(store: Store, spec: SiteSpec) -> Changes:
         points = _points(s, spec, services, changes)
         _devices(s, spec, changes)
         _users(s, spec, points, changes)
+        if changes.lines:
+            Coordinator.configuration_changed(s)
     return changes
 
 

@@ -83,6 +83,8 @@ class SiteRow(Base):
     aging_after_s: Mapped[int] = mapped_column(Integer, default=600)
     ratio: Mapped[list[int]] = mapped_column(JSON, default=list)
     version: Mapped[int] = mapped_column(Integer, default=0)
+    # Bumped by every change of services, classes, policy or hours: central caches the rules per value.
+    config_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The admin's waiting target for staffing advice: ``staffing_percent`` % of waits under the target.
     staffing_target_s: Mapped[int] = mapped_column(Integer, default=300, server_default="300")
     staffing_percent: Mapped[int] = mapped_column(Integer, default=90, server_default="90")
