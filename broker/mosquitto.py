@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from central.domain.errors import NextupError
 from nextup.contract import DEVICE_ID, Topics
 
 CENTRAL_USER = "central"
@@ -39,8 +40,10 @@ PASSWORD_BYTES = 24  # 192 bits; the floor is 128
 MIN_GIVEN_PASSWORD = 16
 
 
-class BrokerError(RuntimeError):
+class BrokerError(NextupError, RuntimeError):
     """Mosquitto did not start, stop or take new credentials as asked."""
+
+    code = "broker_error"
 
 
 # --- configuration --------------------------------------------------------------
