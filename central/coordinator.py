@@ -546,6 +546,8 @@ class Coordinator:
             ).first()
             if row is None:
                 raise UnknownTicket(f"Device {device_id!r} issued no ticket {report.number}")
+            if row.printed is report.printed:
+                return  # a redelivered report
             row.printed = report.printed
             row.print_error = None if report.printed else (report.reason or "not printed")
             self._event(s, row, "printed" if report.printed else "print_failed", self.clock())
