@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -79,7 +78,9 @@ class Bridge:
         self.reconnects = 0
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
-            client_id=client_id or f"central-{self.topics.site}-{uuid.uuid4().hex[:8]}",
+            # Stable across restarts: the broker keeps the persistent session (subscriptions and the
+            # messages not yet acknowledged) under this id; a new id each start would orphan it.
+            client_id=client_id or f"central-{self.topics.site}",
             protocol=mqtt.MQTTv5,
             manual_ack=True,
         )

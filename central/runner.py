@@ -28,7 +28,8 @@ class Central:
         self.settings = settings
         self.store = Store(settings.database)
         self.coordinator = Coordinator(self.store, site=settings.site, public_url=settings.public_url)
-        self.bridge = Bridge(self.coordinator, settings.mqtt, shared=shared)
+        self.bridge = Bridge(self.coordinator, settings.mqtt, shared=shared,
+                             client_id=settings.central_id or None)
         self.app = create_app(self.coordinator, bridge=self.bridge)
         self.http = http
         self.tick_s = tick_s

@@ -2,7 +2,12 @@
 
 ``NEXTUP_DATABASE_URL``, ``NEXTUP_MQTT_URL``, ``NEXTUP_SITE``,
 ``NEXTUP_DEVICE_ID``, ``NEXTUP_PRINTER``, ``NEXTUP_PUBLIC_URL``,
-``NEXTUP_INSTANCE``.  The environment wins over the file.
+``NEXTUP_INSTANCE``, ``NEXTUP_CENTRAL_ID``.  The environment wins over the file.
+
+``central_id`` is central's MQTT client id (default ``central-<site>``): the
+broker keeps central's session, and the requests queued in it while central is
+down, under that id, so it must stay the same across restarts; each central
+instance sharing a site's traffic needs its own.
 """
 
 from __future__ import annotations
@@ -69,6 +74,7 @@ class Settings:
     printer: str | None = None
     public_url: str = "http://127.0.0.1:8000"
     instance: str = "instance"
+    central_id: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:  # the URLs may carry passwords: never print them
