@@ -430,9 +430,11 @@ class RunningBroker:
         if self.running:
             return self
         with open(self.stderr_path, "ab") as err:
+            # Its own session: a Ctrl-C at the terminal reaches the owner alone, which
+            # stops the broker last, after its clients have said goodbye.
             self._process = subprocess.Popen(
                 [_find("mosquitto"), "-c", str(self.config.config_file)],
-                stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True,
             )
         deadline = time.monotonic() + self.start_timeout
         ports = [self.port] + ([self.tls_port] if self.tls_port else [])

@@ -23,14 +23,14 @@ class Central:
     """A running coordinator: store, bridge and (optionally) HTTP server.  Use it in a ``with`` block."""
 
     def __init__(self, settings: Settings, *, http: tuple[str, int] | None = None, shared: bool = False,
-                 tick_s: float = TICK_S) -> None:
+                 tick_s: float = TICK_S, web_config: dict[str, Any] | None = None) -> None:
         check_schema(settings.database)
         self.settings = settings
         self.store = Store(settings.database)
         self.coordinator = Coordinator(self.store, site=settings.site, public_url=settings.public_url)
         self.bridge = Bridge(self.coordinator, settings.mqtt, shared=shared,
                              client_id=settings.central_id or None)
-        self.app = create_app(self.coordinator, bridge=self.bridge)
+        self.app = create_app(self.coordinator, bridge=self.bridge, config=web_config)
         self.http = http
         self.tick_s = tick_s
         self._server: Any = None

@@ -166,9 +166,27 @@ def broker_credentials(directory: str, rotate: tuple[str, ...], pid_file: str | 
 
 
 @main.command()
-def demo() -> None:
-    """A whole simulated site on this machine."""
-    _not_built_yet("demo")
+@click.option("--http", "http", default="127.0.0.1:8000", show_default=True,
+              help="HOST:PORT central serves HTTP on")
+@click.option("--port", type=click.IntRange(1, 65535), help="the broker's port (default: a free one)")
+@click.option("--dir", "directory", type=click.Path(file_okay=False),
+              help="keep the database, broker files and frames here (default: a temporary folder, removed)")
+@click.option("--site", "site_file", type=click.Path(exists=True, dir_okay=False),
+              help="the site file to run (default: examples/demo-site.toml)")
+@click.option("--silent", is_flag=True, help="no chime or spoken announcements")
+def demo(http: str, port: int | None, directory: str | None, site_file: str | None, silent: bool) -> None:
+    """A whole simulated site on this machine: broker, central, a kiosk, point units and a display."""
+    from pathlib import Path
+
+    from nextup.demo import DEMO_SITE, DemoOptions, run_demo
+
+    host, _, http_port = http.rpartition(":")
+    if not host or not http_port.isdigit() or not 0 < int(http_port) < 65536:
+        raise click.BadParameter("expected HOST:PORT", param_hint="--http")
+    options = DemoOptions(host=host, http_port=int(http_port), broker_port=port,
+                          directory=Path(directory) if directory else None,
+                          site_file=Path(site_file) if site_file else DEMO_SITE, silent=silent)
+    run_demo(options, echo=click.echo)
 
 
 def _not_built_yet(what: str) -> None:

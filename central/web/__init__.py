@@ -44,6 +44,10 @@ def create_app(coordinator: Coordinator, *, bridge: Any = None, config: dict[str
     app.register_blueprint(console.blueprint, url_prefix="/console")
     app.register_blueprint(admin.blueprint, url_prefix="/admin")
     app.register_blueprint(dashboard.blueprint, url_prefix="/admin")  # /admin/dashboard, /admin/stats
+    if app.config.get("DEMO"):  # `nextup demo` only: the virtual hall drives the sim devices
+        from . import demo
+
+        app.register_blueprint(demo.blueprint, url_prefix="/demo")
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
