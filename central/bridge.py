@@ -18,9 +18,19 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from central import leases
 from central.coordinator import Coordinator, Message
 from central.domain.errors import NextupError
-from nextup.contract import PAYLOAD_OF_ROUTE, QOS, Command, DeviceStatus, TicketPrinted, TicketRequest
+from nextup.contract import (
+    PAYLOAD_OF_ROUTE,
+    QOS,
+    Command,
+    DeviceStatus,
+    LeaseRequest,
+    OfflineTicket,
+    TicketPrinted,
+    TicketRequest,
+)
 from nextup.mqtt import no_delay
 from nextup.settings import MqttUrl
 
@@ -195,6 +205,10 @@ class Bridge:
                 self.coordinator.handle_ticket_printed(route.device_id, parsed)
             elif isinstance(parsed, DeviceStatus):
                 self.coordinator.handle_status(route.device_id, parsed)
+            elif isinstance(parsed, OfflineTicket):
+                leases.accept_offline_ticket(self.coordinator, route.device_id, parsed)
+            elif isinstance(parsed, LeaseRequest):
+                leases.grant_leases(self.coordinator, route.device_id, parsed)
         except NextupError as exc:
             self.rejections.reject(exc.code, f"{route.kind} from {route.device_id}: {exc.message}",
                                    device=route.device_id)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from central.domain.errors import BadPayload
 from central.domain.model import SLUG, DeviceKind, PointAction
@@ -33,7 +35,8 @@ SHARED_GROUP = "central"
 class Route:
     """What a topic central listens on is about."""
 
-    kind: str  # "ticket_request" | "ticket_printed" | "command" | "status"
+    # "ticket_request" | "ticket_printed" | "command" | "status" | "ticket_offline" | "lease_request"
+    kind: str
     device_id: str
 
 
@@ -70,6 +73,22 @@ class Topics:
     def command(self, device_id: str) -> str:
         return self._device(device_id, "command")
 
+    def ticket_offline(self, device_id: str) -> str:
+        """Kiosk -> central: a ticket the kiosk issued from its lease while it could not reach central."""
+        return self._device(device_id, "ticket/offline")
+
+    def ticket_offline_ack(self, device_id: str) -> str:
+        """Central -> kiosk: an offline ticket is stored (or refused for good); the kiosk may forget it."""
+        return self._device(device_id, "ticket/offline/ack")
+
+    def lease(self, device_id: str) -> str:
+        """Central -> kiosk, retained: the blocks of numbers the kiosk may issue offline."""
+        return self._device(device_id, "lease")
+
+    def lease_request(self, device_id: str) -> str:
+        """Kiosk -> central: lease me numbers of these services for today."""
+        return self._device(device_id, "lease/request")
+
     def device_config(self, device_id: str) -> str:
         return self._device(device_id, "config")
 
@@ -102,7 +121,7 @@ class Topics:
 
     def central_subscriptions(self, shared: bool = False) -> list[str]:
         """What central listens to; ``shared`` splits it among central instances."""
-        leaves = ("ticket/request", "ticket/printed", "command", "status")
+        leaves = ("ticket/request", "ticket/printed", "command", "status", "ticket/offline", "lease/request")
         topics = [f"{self.root}/device/+/{leaf}" for leaf in leaves]
         if shared:
             topics = [f"$share/{SHARED_GROUP}/{t}" for t in topics]
@@ -120,7 +139,8 @@ class Topics:
         device publishes must be added here or the broker refuses it.
         """
         writes = {
-            DeviceKind.KIOSK: [self.ticket_request(device_id), self.ticket_printed(device_id)],
+            DeviceKind.KIOSK: [self.ticket_request(device_id), self.ticket_printed(device_id),
+                               self.ticket_offline(device_id), self.lease_request(device_id)],
             DeviceKind.POINT: [self.command(device_id)],
             DeviceKind.DISPLAY: [],
         }
@@ -149,6 +169,8 @@ class Topics:
             "ticket/printed": "ticket_printed",
             "command": "command",
             "status": "status",
+            "ticket/offline": "ticket_offline",
+            "lease/request": "lease_request",
         }.get(leaf)
         if kind is None or not DEVICE_ID.match(device_id):
             return None
@@ -586,10 +608,221 @@ class DeviceStatus(Payload):
         )
 
 
+# --- offline kiosk: leased numbers -------------------------------------------------
+
+TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}\Z")
+MAX_LEASE_BLOCKS = 64
+MAX_BLOCK_SIZE = 10_000
+
+
+def _day(data: dict[str, Any], name: str) -> str:
+    value = _str(data, name, max_length=10)
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise BadPayload(f"field {name!r} must be a date (YYYY-MM-DD), not {value!r}") from None
+    return value
+
+
+def _instant(data: dict[str, Any], name: str) -> str:
+    value = _str(data, name, max_length=40)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadPayload(f"field {name!r} must be an ISO 8601 time, not {value!r}") from None
+    if moment.tzinfo is None:
+        # A time without its offset means another thing in every time zone.
+        raise BadPayload(f"field {name!r} must carry its UTC offset")
+    return value
+
+
+@dataclass(frozen=True)
+class LeaseBlock(Payload):
+    """Numbers ``first``..``last`` of one service's ``day``, leased to one kiosk.
+
+    ``used_up_to`` is the highest number central has received an offline
+    ticket for (``first - 1`` when none); ``id`` names the block for good.
+    """
+
+    id: int
+    service: str
+    prefix: str
+    day: str
+    first: int
+    last: int
+    used_up_to: int
+
+    @property
+    def day_date(self) -> date:
+        return date.fromisoformat(self.day)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LeaseBlock:
+        block = cls(
+            id=_int(data, "id", minimum=1),
+            service=_str(data, "service", pattern=SLUG),
+            prefix=_str(data, "prefix", max_length=3),
+            day=_day(data, "day"),
+            first=_int(data, "first", minimum=1),
+            last=_int(data, "last", minimum=1),
+            used_up_to=_int(data, "used_up_to"),
+        )
+        if not block.first <= block.last < block.first + MAX_BLOCK_SIZE:
+            raise BadPayload(f"block {block.id}: numbers {block.first}..{block.last} are not a block")
+        if not block.first - 1 <= block.used_up_to <= block.last:
+            raise BadPayload(f"block {block.id}: used_up_to {block.used_up_to} is outside the block")
+        return block
+
+
+@dataclass(frozen=True)
+class NumberLease(Payload):
+    """Central -> kiosk, retained: ``device/<id>/lease``, every block the kiosk holds for today.
+
+    ``tz`` is the site's time zone, in which a block's ``day`` runs; a kiosk
+    issues from a block only on that day.  ``track_base`` + a ticket's token
+    is the page that follows it.  ``version`` grows with every change; a
+    kiosk ignores an older one.
+    """
+
+    version: int
+    tz: str
+    blocks: list[LeaseBlock]
+    track_base: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"version": self.version, "tz": self.tz,
+                               "blocks": [b.to_dict() for b in self.blocks]}
+        if self.track_base is not None:
+            out["track_base"] = self.track_base
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NumberLease:
+        tz = _str(data, "tz", max_length=64)
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise BadPayload(f"field 'tz' is not a known time zone: {tz!r}") from None
+        blocks = _objects(data, "blocks", LeaseBlock.from_dict)
+        if len(blocks) > MAX_LEASE_BLOCKS:
+            raise BadPayload(f"a lease holds at most {MAX_LEASE_BLOCKS} blocks")
+        return cls(
+            version=_int(data, "version"),
+            tz=tz,
+            blocks=blocks,
+            track_base=_str(data, "track_base", required=False, max_length=1024),
+        )
+
+
+@dataclass(frozen=True)
+class LeaseRequest(Payload):
+    """Kiosk -> central: ``device/<id>/lease/request``, the services its buttons issue."""
+
+    services: list[str]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LeaseRequest:
+        values = data.get("services")
+        if not isinstance(values, list) or len(values) > MAX_LEASE_BLOCKS:
+            raise BadPayload(f"field 'services' must be a list of at most {MAX_LEASE_BLOCKS} service keys")
+        services = [_str({"service": v}, "service", pattern=SLUG) for v in values]
+        return cls(services=sorted(set(services)))
+
+
+@dataclass(frozen=True)
+class OfflineTicket(Payload):
+    """Kiosk -> central: ``device/<id>/ticket/offline``, a ticket printed from leased block ``lease``.
+
+    ``issued_at`` (with its UTC offset) is when it was printed: it enters the
+    queue at that time.  ``token`` (made by the kiosk) is its tracking token;
+    ``printed`` is absent when the kiosk does not know (it stopped mid-print).
+    """
+
+    request_id: str
+    lease: int
+    service: str
+    number: str
+    seq: int
+    day: str
+    issued_at: str
+    priority: str | None = None
+    language: str | None = None
+    token: str | None = None
+    printed: bool | None = None
+    reason: str | None = None
+
+    @property
+    def day_date(self) -> date:
+        return date.fromisoformat(self.day)
+
+    @property
+    def issued(self) -> datetime:
+        return datetime.fromisoformat(self.issued_at)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OfflineTicket:
+        printed = data.get("printed")
+        if printed is not None and not isinstance(printed, bool):
+            raise BadPayload("field 'printed' must be true or false")
+        return cls(
+            request_id=_str(data, "request_id"),
+            lease=_int(data, "lease", minimum=1),
+            service=_str(data, "service", pattern=SLUG),
+            number=_str(data, "number", max_length=16),
+            seq=_int(data, "seq", minimum=1),
+            day=_day(data, "day"),
+            issued_at=_instant(data, "issued_at"),
+            priority=_str(data, "priority", required=False, pattern=SLUG),
+            language=_str(data, "language", required=False, pattern=LANGUAGE),
+            token=_str(data, "token", required=False, pattern=TOKEN),
+            printed=printed,
+            reason=_str(data, "reason", required=False, max_length=256),
+        )
+
+
+@dataclass(frozen=True)
+class OfflineTicketAck(Payload):
+    """Central -> kiosk: ``device/<id>/ticket/offline/ack``.
+
+    ``ok``: the ticket is stored, ``state`` "waiting" (in the queue at its
+    issue time) or "expired" (its day was over when it arrived).  Not ok: it
+    is refused for good (``error``: not_leased, number_taken, ...).  Either
+    way the kiosk stops sending it.
+    """
+
+    request_id: str
+    ok: bool
+    number: str | None = None
+    state: str | None = None
+    error: ErrorInfo | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"request_id": self.request_id, "ok": self.ok}
+        for name in ("number", "state"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        if self.error is not None:
+            out["error"] = self.error.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OfflineTicketAck:
+        ok = _bool(data, "ok")
+        return cls(
+            request_id=_str(data, "request_id"),
+            ok=ok,
+            number=_str(data, "number", required=False, max_length=16),
+            state=_str(data, "state", required=False, max_length=16),
+            error=None if ok else _nested("error", ErrorInfo.from_dict, _obj(data, "error")),
+        )
+
+
 PAYLOAD_OF_ROUTE: dict[str, type[Payload]] = {
     "ticket_request": TicketRequest,
     "ticket_printed": TicketPrinted,
     "command": Command,
     "status": DeviceStatus,
+    "ticket_offline": OfflineTicket,
+    "lease_request": LeaseRequest,
 }
 """The model of what central receives, by ``Route.kind``."""

@@ -235,3 +235,25 @@ class ProcessedMessageRow(Base):
     kind: Mapped[str] = mapped_column(String(16))
     response: Mapped[dict[str, Any]] = mapped_column(JSON)
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class NumberLeaseRow(Base):
+    """A block of one service's numbers of one day, leased to a kiosk to issue while it cannot reach central.
+
+    The block was taken from the day's counter when granted, so no other ticket gets these numbers;
+    ``used_up_to`` is the highest of them an offline ticket has arrived for (``first - 1`` when none).
+    """
+
+    __tablename__ = "number_leases"
+    __table_args__ = (Index("ix_number_leases_device_day", "device_id", "day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Not a foreign key, as for tickets: a kiosk removed from the registry leaves its leases as history.
+    device_id: Mapped[str] = mapped_column(String(64))
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
+    prefix: Mapped[str] = mapped_column(String(3))
+    first: Mapped[int] = mapped_column(Integer)
+    last: Mapped[int] = mapped_column(Integer)
+    used_up_to: Mapped[int] = mapped_column(Integer)
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -21,6 +21,19 @@ Config keys (TOML, beside the runtime's)::
     reply_timeout_s = 5
     holdoff_s = 2
     columns = 48                      # 32 on a 58 mm roll
+    journal = "/var/lib/nextup/kiosk-1.offline.json"   # default: <instance>/<id>.offline.json
+    offline_resend_s = 30
+
+Offline: central leases the kiosk blocks of numbers per service (see
+``central.leases``).  When the kiosk is not connected to the broker, or
+central left a request unanswered, a press prints a ticket from the lease
+("position confirmed on screen" instead of the people ahead), journaled
+first (``edge.kiosk.offline``); the kiosk sends it on
+``device/<id>/ticket/offline`` once connected, and again until central
+acknowledges it.  An answer from central ends offline mode.  Without a
+lease of today for the service, or without a journal (a sim kiosk whose
+config names none), a press that gets no ticket from central lights the
+error LED as before.
 """
 
 from __future__ import annotations
@@ -42,8 +55,20 @@ import paho.mqtt.client as mqtt
 from central.domain.model import SLUG
 from edge.kiosk import printer as printers
 from edge.kiosk.layout import COLUMNS, TicketSlip, print_ticket
+from edge.kiosk.offline import OfflineBook, journal_path
 from edge.runtime import Device, close_all
-from nextup.contract import DeviceConfig, IssuedTicket, SiteState, TicketPrinted, TicketReply, TicketRequest
+from nextup.contract import (
+    DeviceConfig,
+    IssuedTicket,
+    LeaseRequest,
+    NumberLease,
+    OfflineTicket,
+    OfflineTicketAck,
+    SiteState,
+    TicketPrinted,
+    TicketReply,
+    TicketRequest,
+)
 from nextup.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -57,6 +82,9 @@ LATE = "late_reply"
 # second past it; a request expires this much before the kiosk stops waiting,
 # so that central's answer to anything it still receives is not given up on.
 EXPIRY_MARGIN_S = 2
+OFFLINE_RESEND_S = 30.0
+OFFLINE_RESEND_MAX_S = 600.0
+UPKEEP_S = 1.0
 SIM_LEDS = {"ready": 5, "error": 6}
 SIM_BUZZER = 13
 # GPIOs a sim kiosk without a pin map gives its per-service mock buttons.
@@ -88,6 +116,7 @@ class _Pending:
     request_id: str
     service: str
     timer: threading.Timer
+    priority: str | None = None
 
 
 def parse_buttons(table: Any) -> list[ButtonSpec]:
@@ -177,6 +206,18 @@ class Kiosk(Device):
         self._leds: dict[str, Any] = {}
         self.buzzer: Any = None
         self._jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"print-{self.device_id}")
+        path = journal_path(self.settings, options.get("journal"), sim=self.sim)
+        self.offline: OfflineBook | None = OfflineBook(path) if path is not None else None
+        """The leased numbers and the tickets issued offline; None: this kiosk never issues offline."""
+        self.offline_resend_s = _number(options, "offline_resend_s", OFFLINE_RESEND_S)
+        self._central_reachable = True
+        self._lease_asked: tuple[frozenset[str], Any] | None = None
+        self._resend_at = 0.0
+        self._resend_wait = self.offline_resend_s
+        self._upkeep_wake = threading.Event()
+        self._upkeep_stop = threading.Event()
+        self._upkeep: threading.Thread | None = None
+        self._at_printer: set[str] = set()
 
         if self._printer is None:
             url = self.settings.printer or ("dummy" if self.sim else None)
@@ -205,13 +246,29 @@ class Kiosk(Device):
         self.runtime.on_config(self._on_config)
         self.runtime.subscribe(topics.ticket_reply(self.device_id), self._on_reply)
         self.runtime.on_connection(self._on_connection)
+        if self.offline is not None:
+            self.runtime.subscribe(topics.lease(self.device_id), self._on_lease)
+            self.runtime.subscribe(topics.ticket_offline_ack(self.device_id), self._on_offline_ack)
+            self._upkeep = threading.Thread(target=self._keep_up, name=f"offline-{self.device_id}",
+                                            daemon=True)
+            self._upkeep.start()
         self._jobs.submit(self._check_printer)
 
     def finish(self) -> None:
         # Tickets being printed still report whether they came out.
         self._jobs.shutdown(wait=True)
+        self._stop_upkeep()
+
+    def _stop_upkeep(self) -> None:
+        stop, thread = getattr(self, "_upkeep_stop", None), getattr(self, "_upkeep", None)
+        if stop is not None:
+            stop.set()
+            self._upkeep_wake.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
 
     def teardown(self) -> None:
+        self._stop_upkeep()
         with getattr(self, "_lock", contextlib.nullcontext()):
             pending = list(getattr(self, "_pending", {}).values())
             self._pending = {}
@@ -323,10 +380,14 @@ class Kiosk(Device):
                 return None
             self._last_press[name] = now
             service, priority = self._issues(spec)
-            request_id = uuid.uuid4().hex
-            timer = threading.Timer(self.reply_timeout_s, self._give_up, (request_id,))
-            timer.daemon = True
-            self._pending[request_id] = _Pending(request_id, service, timer)
+            offline = self.offline is not None and not (self.runtime.connected and self._central_reachable)
+            if not offline:
+                request_id = uuid.uuid4().hex
+                timer = threading.Timer(self.reply_timeout_s, self._give_up, (request_id,))
+                timer.daemon = True
+                self._pending[request_id] = _Pending(request_id, service, timer, priority)
+        if offline:
+            return self._issue_offline(service, priority)
         timer.start()
         topics = self.topics
         self.runtime.publish(
@@ -344,6 +405,12 @@ class Kiosk(Device):
             pending = self._pending.pop(request_id, None)
         if pending is None:
             return
+        if self.offline is not None and self.offline.left(pending.service, self._clock()):
+            log.warning("%s: no reply to request %s within %.1f s; issuing offline", self.device_id,
+                        request_id, self.reply_timeout_s)
+            self._central_reachable = False
+            self._issue_offline(pending.service, pending.priority)
+            return
         log.warning("%s: no reply to request %s within %.1f s; no ticket", self.device_id, request_id,
                     self.reply_timeout_s)
         self._alarm()
@@ -355,6 +422,7 @@ class Kiosk(Device):
             log.warning("%s: reply for %s came with the correlation of another request; ignored",
                         self.device_id, reply.request_id)
             return
+        self._central_reachable = True
         with self._lock:
             pending = self._pending.pop(reply.request_id, None)
             seen = reply.request_id in self._answered
@@ -382,60 +450,191 @@ class Kiosk(Device):
         self._jobs.submit(self._print, reply.request_id, reply.ticket)
 
     def _print(self, request_id: str, ticket: IssuedTicket) -> None:
-        slip = self.slip(ticket)
+        printed, state = self._print_slip(self.slip(ticket))
+        self._printed(request_id, ticket, printed, state)
+
+    def _print_slip(self, slip: TicketSlip) -> tuple[bool, str]:
+        """Print ``slip``: whether it came out, and the printer's state."""
         reason = printers.printer_state(self._printer)
         if reason in (printers.PAPER_OUT, printers.OFFLINE):
-            self._printed(request_id, ticket, False, reason)
-            return
+            return False, reason
         try:
             print_ticket(self._printer, slip)
             flush = getattr(self._printer, "flush", None)
             if callable(flush):
                 flush()
         except Exception as exc:  # noqa: BLE001 - any printer failure: the ticket stays valid, unprinted
-            log.error("%s: printing %s failed: %s", self.device_id, ticket.number, exc)
+            log.error("%s: printing %s failed: %s", self.device_id, slip.number, exc)
             printers.forget_connection(self._printer)
-            self._printed(request_id, ticket, False, printers.OFFLINE)
-            return
+            return False, printers.OFFLINE
         output = getattr(self._printer, "output", None)
         if isinstance(output, bytes) and hasattr(self._printer, "clear"):
             self.printed.append(output)
             self._printer.clear()
-        self._printed(request_id, ticket, True, reason or printers.OK)
+        return True, reason or printers.OK
+
+    def _show_printed(self, number: str, printed: bool, state: str) -> None:
+        if printed:
+            self._light("error", False)
+            log.info("%s: printed %s", self.device_id, number)
+        else:
+            log.error("%s: ticket %s not printed: %s", self.device_id, number, state)
+            self._alarm()
+        self.runtime.set_status(printer=state)
 
     def _printed(self, request_id: str, ticket: IssuedTicket, printed: bool, state: str) -> None:
         # The person at the kiosk first, then central.
-        if printed:
-            self._light("error", False)
-            log.info("%s: printed %s", self.device_id, ticket.number)
-        else:
-            log.error("%s: ticket %s not printed: %s", self.device_id, ticket.number, state)
-            self._alarm()
-        self.runtime.set_status(printer=state)
+        self._show_printed(ticket.number, printed, state)
         self.runtime.publish(
             self.topics.ticket_printed(self.device_id),
             TicketPrinted(request_id, ticket.number, printed, None if printed else state),
         )
 
-    def slip(self, ticket: IssuedTicket) -> TicketSlip:
-        """What to print for ``ticket``: names from the retained site, time from the kiosk's clock."""
+    def slip(self, ticket: IssuedTicket | OfflineTicket) -> TicketSlip:
+        """What to print for ``ticket``: names from the retained site, time from the kiosk's clock.
+
+        An offline ticket says its place is confirmed on screen instead of the people ahead.
+        """
         site = self.site
         service_name = ticket.service
         site_name = ""
         if site is not None:
             site_name = site.name
             service_name = next((s.name for s in site.services if s.key == ticket.service), ticket.service)
+        if isinstance(ticket, OfflineTicket):
+            ahead, eta_s, track_url, offline = 0, 0, self._offline_track_url(ticket), True
+        else:
+            ahead, eta_s, track_url, offline = ticket.ahead, ticket.eta_s, ticket.track_url, False
         return TicketSlip(
             site_name=site_name,
             number=ticket.number,
             service_name=service_name,
             issued_at=self._clock(),
-            ahead=ticket.ahead,
-            eta_s=ticket.eta_s,
-            track_url=ticket.track_url,
+            ahead=ahead,
+            eta_s=eta_s,
+            track_url=track_url,
             language=self.runtime.language or "en",
             columns=self.columns,
+            offline=offline,
         )
+
+    def _offline_track_url(self, ticket: OfflineTicket) -> str:
+        return (self.offline.track_url(ticket) if self.offline is not None else None) or ""
+
+    # --- offline ------------------------------------------------------------------------------
+
+    @property
+    def central_reachable(self) -> bool:
+        """False after central left a request unanswered, until it answers again."""
+        return self._central_reachable
+
+    def _issue_offline(self, service: str, priority: str | None) -> str | None:
+        """Print a ticket of ``service`` from the lease; its request id, or None when there is no number."""
+        assert self.offline is not None
+        site = self.site
+        active = site is None or any(s.key == service and s.active for s in site.services)
+        if site is not None and (not site.open or not active):
+            log.warning("%s: %s takes no tickets now (as central last said); no offline ticket",
+                        self.device_id, service)
+            self._alarm()
+            return None
+        ticket = self.offline.take(service, self._clock(), priority=priority, language=self.runtime.language)
+        if ticket is None:
+            log.warning("%s: no leased number of %s for today; no ticket", self.device_id, service)
+            self._alarm()
+            return None
+        log.info("%s: issued %s offline (%s)", self.device_id, ticket.number, ticket.request_id)
+        with self._lock:
+            self._at_printer.add(ticket.request_id)
+        self._jobs.submit(self._print_offline, ticket)
+        return ticket.request_id
+
+    def _print_offline(self, ticket: OfflineTicket) -> None:
+        assert self.offline is not None
+        printed, state = self._print_slip(self.slip(ticket))
+        self._show_printed(ticket.number, printed, state)
+        recorded = self.offline.printed(ticket.request_id, printed, None if printed else state)
+        with self._lock:
+            self._at_printer.discard(ticket.request_id)
+        if recorded is not None:
+            self._send_offline([recorded])
+
+    def _send_offline(self, tickets: list[OfflineTicket]) -> None:
+        # Only while connected: the journal, not the MQTT client's memory, carries them over an outage.
+        if not tickets or not self.runtime.connected:
+            return
+        for ticket in tickets:
+            self.runtime.publish(self.topics.ticket_offline(self.device_id), ticket)
+        log.info("%s: sent %d offline ticket(s) to central", self.device_id, len(tickets))
+
+    def _on_offline_ack(self, message: mqtt.MQTTMessage) -> None:
+        assert self.offline is not None
+        ack = OfflineTicketAck.parse(message.payload)
+        self._central_reachable = True
+        ticket = self.offline.acknowledge(ack.request_id)
+        with self._lock:
+            self._resend_wait = self.offline_resend_s
+        if ticket is None:
+            return  # QoS 1 may deliver an answer twice
+        if not ack.ok:
+            assert ack.error is not None
+            log.error("%s: central refused offline ticket %s: %s (%s)", self.device_id, ticket.number,
+                      ack.error.message, ack.error.code)
+        elif ack.state != "waiting":
+            log.warning("%s: offline ticket %s reached central as %s", self.device_id, ticket.number,
+                        ack.state)
+
+    def _on_lease(self, message: mqtt.MQTTMessage) -> None:
+        assert self.offline is not None
+        if not message.payload:
+            return
+        lease = NumberLease.parse(message.payload)
+        if self.offline.set_lease(lease):
+            log.info("%s: lease %d: %s", self.device_id, lease.version,
+                     ", ".join(f"{b.service} {b.first}-{b.last}" for b in lease.blocks) or "no numbers")
+
+    def _wanted_services(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._issues(spec)[0] for spec in self._specs.values())
+
+    def _keep_up(self) -> None:
+        """While connected: ask for today's lease, and send the journal's tickets until central has them."""
+        while not self._upkeep_stop.is_set():
+            self._upkeep_wake.wait(UPKEEP_S)
+            self._upkeep_wake.clear()
+            if self._upkeep_stop.is_set() or not self.runtime.wait_ready(0):
+                continue
+            try:
+                self._ask_for_lease()
+                self._resend()
+            except Exception:  # noqa: BLE001 - the next round tries again
+                log.exception("%s: offline upkeep failed", self.device_id)
+
+    def _ask_for_lease(self) -> None:
+        assert self.offline is not None
+        services = self._wanted_services()
+        now = self._clock()
+        day = self.offline.today(now) or now.date()
+        with self._lock:
+            if not services or self._lease_asked == (services, day):
+                return
+            self._lease_asked = (services, day)
+        self.runtime.publish(self.topics.lease_request(self.device_id), LeaseRequest(sorted(services)))
+
+    def _resend(self) -> None:
+        assert self.offline is not None
+        with self._lock:
+            at_printer = set(self._at_printer)
+        # A ticket still at the printer is sent by its print job, with whether it came out.
+        unsent = [t for t in self.offline.unsent if t.request_id not in at_printer]
+        now = time.monotonic()
+        with self._lock:
+            if not unsent or now < self._resend_at:
+                return
+            self._resend_at = now + self._resend_wait
+            # Back off while central stays silent: each resend queues again for it at the broker.
+            self._resend_wait = min(self._resend_wait * 2, OFFLINE_RESEND_MAX_S)
+        self._send_offline(unsent)
 
     # --- state from central -----------------------------------------------------------------
 
@@ -461,6 +660,13 @@ class Kiosk(Device):
 
     def _on_connection(self, connected: bool) -> None:
         self._light("ready", connected)
+        if connected and self.offline is not None:
+            with self._lock:
+                self._central_reachable = True
+                self._lease_asked = None
+                self._resend_at = 0.0
+                self._resend_wait = self.offline_resend_s
+            self._upkeep_wake.set()
 
     def _check_printer(self) -> None:
         state = printers.printer_state(self._printer)

@@ -31,6 +31,9 @@ class TicketSlip:
     track_url: str
     language: str = "en"
     columns: int = COLUMNS
+    offline: bool = False
+    """Issued from the kiosk's leased numbers while central was out of reach: nobody knows the
+    people ahead yet, so the ticket says the screen will confirm its place."""
 
     @property
     def eta_min(self) -> int:
@@ -47,6 +50,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "eta_now": "Estimated wait: less than a minute",
         "scan": "Scan to follow your turn",
         "footer": "Please wait until your number is called",
+        "offline": "Queue position confirmed on screen",
     },
     "de": {
         "ahead_none": "Sie sind als Nächste dran",
@@ -56,6 +60,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "eta_now": "Geschätzte Wartezeit: unter einer Minute",
         "scan": "Scannen, um Ihren Platz zu verfolgen",
         "footer": "Bitte warten Sie, bis Ihre Nummer aufgerufen wird",
+        "offline": "Ihr Platz wird am Bildschirm bestätigt",
     },
     "fr": {
         "ahead_none": "Vous êtes le prochain",
@@ -65,6 +70,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "eta_now": "Attente estimée : moins d'une minute",
         "scan": "Scannez pour suivre votre tour",
         "footer": "Merci d'attendre l'appel de votre numéro",
+        "offline": "Votre place est confirmée à l'écran",
     },
 }
 
@@ -103,18 +109,22 @@ def print_ticket(printer: Any, slip: TicketSlip) -> None:
     printer.set(align="center", bold=False, normal_textsize=True)
     printer.ln()
     printer.textln(slip.issued_at.strftime("%Y-%m-%d %H:%M"))
-    if slip.ahead == 0:
+    if slip.offline:
+        lines(t["offline"])
+    elif slip.ahead == 0:
         lines(t["ahead_none"])
     elif slip.ahead == 1:
         lines(t["ahead_one"])
     else:
         lines(t["ahead_many"].format(n=slip.ahead))
-    lines(t["eta"].format(m=slip.eta_min) if slip.eta_min else t["eta_now"])
+    if not slip.offline:
+        lines(t["eta"].format(m=slip.eta_min) if slip.eta_min else t["eta_now"])
     printer.ln()
-    # Native QR (GS ( k): the printer draws it, sharper and far fewer bytes than an image.
-    printer.qr(slip.track_url, size=QR_SIZE, native=True)
-    printer.ln()
-    lines(t["scan"])
-    printer.ln()
+    if slip.track_url:
+        # Native QR (GS ( k): the printer draws it, sharper and far fewer bytes than an image.
+        printer.qr(slip.track_url, size=QR_SIZE, native=True)
+        printer.ln()
+        lines(t["scan"])
+        printer.ln()
     lines(t["footer"])
     printer.cut()

@@ -309,6 +309,8 @@ def test_central_subscribes_to_what_route_understands():
         "nextup/main/device/+/ticket/printed",
         "nextup/main/device/+/command",
         "nextup/main/device/+/status",
+        "nextup/main/device/+/ticket/offline",
+        "nextup/main/device/+/lease/request",
     ]
     for pattern in subscriptions:
         assert TOPICS.route(pattern.replace("+", "kiosk-1")) is not None

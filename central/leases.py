@@ -1,0 +1,291 @@
+"""Numbers leased to kiosks, so that a kiosk cut off from central keeps serving the hall.
+
+Numbering stays central's.  A kiosk asks for a lease of the services its
+buttons issue (``device/<id>/lease/request``, on every connection and each
+new day); central takes a block of ``LEASE_SIZE`` numbers of today's counter
+for each (``[last + 1, last + LEASE_SIZE]``, the counter moves past it in the
+same transaction, so no web or online ticket can ever get one of them) and
+publishes every block the kiosk holds today, retained, on
+``device/<id>/lease``.  Nobody uses a block while central is reachable: its
+numbers are simply skipped by the day's other tickets.
+
+While it cannot reach central, the kiosk prints tickets from its blocks
+("position confirmed on screen") and journals them; when the connection is
+back each arrives as ``device/<id>/ticket/offline`` and enters the queue
+waiting, at the time it was printed, once (the request id is stored with its
+answer, as for every request, and a day's number is unique in the database).
+Central renews a block when half of it is used.
+
+Midnight: numbering restarts each day in the site's time zone, and a block
+belongs to one day.  A kiosk never issues from a block of another day, so a
+kiosk offline across midnight issues nothing until it gets today's lease.  An
+offline ticket that reaches central after its day is over is recorded (its
+number stays used, statistics see it) but as cancelled, event ``expired``:
+the hall it was printed in has closed, and calling it today would be wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from central.domain import Channel, DeviceKind, TicketState, service_day
+from central.domain.errors import NextupError
+from central.domain.model import format_number
+from central.store.models import (
+    DayCounterRow,
+    DeviceRow,
+    NumberLeaseRow,
+    ProcessedMessageRow,
+    ServiceRow,
+    TicketRow,
+)
+from nextup.contract import (
+    ErrorInfo,
+    LeaseBlock,
+    LeaseRequest,
+    NumberLease,
+    OfflineTicket,
+    OfflineTicketAck,
+)
+
+if TYPE_CHECKING:
+    from central.coordinator import Coordinator, Message
+
+log = logging.getLogger(__name__)
+
+LEASE_SIZE = 50
+"""Numbers per block: what a kiosk can print for one service in one outage before it needs a renewal."""
+
+WAITING = "waiting"
+EXPIRED = "expired"
+
+
+class NotLeased(NextupError, PermissionError):
+    """An offline ticket whose number is not in a block leased to its kiosk."""
+
+    code = "not_leased"
+
+
+class NumberTaken(NextupError, ValueError):
+    """An offline ticket whose number another ticket already has."""
+
+    code = "number_taken"
+
+
+# --- granting ---------------------------------------------------------------------
+
+
+def grant_leases(coordinator: Coordinator, device_id: str, request: LeaseRequest) -> NumberLease:
+    """Make sure kiosk ``device_id`` holds today's numbers of the requested services; publish its lease.
+
+    Services that are unknown or not active get no block.  Idempotent: a block
+    is added only where less than half a block is left.
+    """
+    now = coordinator.clock()
+    with coordinator.store.write() as s:
+        _lock_kiosk(coordinator, s, device_id)
+        tz = coordinator.rules(s).tz
+        today = service_day(now, tz)
+        wanted = list(s.scalars(select(ServiceRow).where(
+            ServiceRow.key.in_(request.services), ServiceRow.active.is_(True)).order_by(ServiceRow.key)))
+        for service in wanted:
+            _top_up(coordinator, s, device_id, service, today, now)
+        lease, message = _lease(coordinator, s, device_id, today)
+    coordinator._emit([message])
+    return lease
+
+
+def lease_of(coordinator: Coordinator, device_id: str) -> NumberLease:
+    """The blocks kiosk ``device_id`` holds today, as published (without changing anything)."""
+    with coordinator.store.read() as s:
+        today = service_day(coordinator.clock(), coordinator.rules(s).tz)
+        rows = _blocks(s, device_id, today)
+        return NumberLease(version=coordinator._site_row(s).version, tz=coordinator._site_row(s).timezone,
+                           blocks=rows, track_base=coordinator.track_url(""))
+
+
+def _lock_kiosk(coordinator: Coordinator, s: Session, device_id: str) -> DeviceRow:
+    # Locking the kiosk's row serialises its grants: two instances answering the same request
+    # must not each add a block.
+    coordinator._device_row(s, device_id, DeviceKind.KIOSK)
+    return s.scalars(coordinator.store.for_update(select(DeviceRow).where(DeviceRow.id == device_id))).one()
+
+
+def _top_up(coordinator: Coordinator, s: Session, device_id: str, service: ServiceRow, day: date,
+            now: datetime) -> NumberLeaseRow | None:
+    """A new block of ``service`` for the kiosk when it has half a block or less left today."""
+    rows = s.scalars(select(NumberLeaseRow).where(
+        NumberLeaseRow.device_id == device_id, NumberLeaseRow.service_id == service.id,
+        NumberLeaseRow.day == day)).all()
+    left = sum(r.last - r.used_up_to for r in rows)
+    if left > LEASE_SIZE // 2:
+        return None
+    first = _reserve(coordinator, s, service.id, day, LEASE_SIZE)
+    row = NumberLeaseRow(device_id=device_id, service_id=service.id, day=day, prefix=service.prefix,
+                         first=first, last=first + LEASE_SIZE - 1, used_up_to=first - 1, granted_at=now)
+    s.add(row)
+    s.flush()
+    log.info("numbers leased", extra={"device": device_id, "service": service.key, "day": day.isoformat(),
+                                      "first": row.first, "last": row.last})
+    return row
+
+
+def _reserve(coordinator: Coordinator, s: Session, service_id: int, day: date, count: int) -> int:
+    """Take ``count`` numbers of the day's counter; the first of them."""
+    where = (DayCounterRow.service_id == service_id, DayCounterRow.day == day)
+    counter = s.scalars(coordinator.store.for_update(select(DayCounterRow).where(*where))).first()
+    if counter is None:
+        try:
+            with s.begin_nested():
+                s.add(DayCounterRow(service_id=service_id, day=day, last=count))
+            return 1
+        except IntegrityError:
+            pass  # another writer created today's counter first: move it on as below
+    last = s.execute(update(DayCounterRow).where(*where).values(last=DayCounterRow.last + count)
+                     .returning(DayCounterRow.last)).scalar_one()
+    return last - count + 1
+
+
+def _blocks(s: Session, device_id: str, day: date) -> list[LeaseBlock]:
+    rows = s.execute(
+        select(NumberLeaseRow, ServiceRow.key)
+        .join(ServiceRow, ServiceRow.id == NumberLeaseRow.service_id)
+        .where(NumberLeaseRow.device_id == device_id, NumberLeaseRow.day == day,
+               NumberLeaseRow.used_up_to < NumberLeaseRow.last)
+        .order_by(NumberLeaseRow.id)
+    )
+    return [LeaseBlock(id=r.id, service=key, prefix=r.prefix, day=r.day.isoformat(), first=r.first,
+                       last=r.last, used_up_to=r.used_up_to) for r, key in rows]
+
+
+def _lease(coordinator: Coordinator, s: Session, device_id: str, day: date) -> tuple[NumberLease, Message]:
+    from central.coordinator import Message
+
+    lease = NumberLease(version=coordinator._bump_version(s), tz=coordinator._site_row(s).timezone,
+                        blocks=_blocks(s, device_id, day), track_base=coordinator.track_url(""))
+    return lease, Message(coordinator.topics.lease(device_id), lease.to_json(), retain=True)
+
+
+# --- offline tickets --------------------------------------------------------------
+
+
+def accept_offline_ticket(coordinator: Coordinator, device_id: str,
+                          ticket: OfflineTicket) -> OfflineTicketAck:
+    """Enter a ticket kiosk ``device_id`` printed offline: once, at its issue time; answer the kiosk.
+
+    A ticket outside the kiosk's blocks, or with a number another ticket has,
+    is refused for good (the answer says why); either answer is stored with
+    the request id, so a redelivery gets the same one and changes nothing.
+    """
+    from central.coordinator import Message
+
+    source = f"device:{device_id}"
+    for _attempt in range(3):
+        messages: list[Message] = []
+        try:
+            with coordinator.store.write() as s:
+                prior = s.get(ProcessedMessageRow, (source, ticket.request_id))
+                if prior is not None:
+                    ack = OfflineTicketAck.from_dict(prior.response)
+                else:
+                    _lock_kiosk(coordinator, s, device_id)
+                    try:
+                        with s.begin_nested():
+                            ack, messages = _enter(coordinator, s, device_id, ticket)
+                    except NextupError as exc:
+                        messages = []
+                        ack = OfflineTicketAck(ticket.request_id, False, ticket.number,
+                                               error=ErrorInfo(exc.code, exc.message))
+                        log.warning("offline ticket refused", extra={"device": device_id,
+                                                                     "ticket": ticket.number,
+                                                                     "reason": exc.message})
+                    s.add(ProcessedMessageRow(source=source, message_id=ticket.request_id, kind="offline",
+                                              response=ack.to_dict(), at=coordinator.clock()))
+        except IntegrityError:
+            continue  # the same ticket committed by another instance meanwhile: answer as it did
+        answer = Message(coordinator.topics.ticket_offline_ack(device_id), ack.to_json())
+        coordinator._emit([*messages, answer])
+        return ack
+    raise RuntimeError("offline ticket kept conflicting")
+
+
+def _enter(coordinator: Coordinator, s: Session, device_id: str,
+           ticket: OfflineTicket) -> tuple[OfflineTicketAck, list[Message]]:
+    lease = s.scalars(coordinator.store.for_update(select(NumberLeaseRow).where(
+        NumberLeaseRow.id == ticket.lease, NumberLeaseRow.device_id == device_id))).one_or_none()
+    service = None if lease is None else s.get(ServiceRow, lease.service_id)
+    if lease is None or service is None:
+        raise NotLeased(f"Device {device_id!r} holds no lease {ticket.lease}")
+    if service.key != ticket.service or lease.day.isoformat() != ticket.day:
+        raise NotLeased(f"Lease {lease.id} is for {service.key} of {lease.day}, "
+                        f"not {ticket.service} of {ticket.day}")
+    in_block = lease.first <= ticket.seq <= lease.last
+    if not in_block or ticket.number != format_number(lease.prefix, ticket.seq):
+        first, last = format_number(lease.prefix, lease.first), format_number(lease.prefix, lease.last)
+        raise NotLeased(f"{ticket.number} (number {ticket.seq}) is outside lease {lease.id}: {first}-{last}")
+    taken = s.scalar(select(TicketRow.id).where(TicketRow.day == lease.day,
+                                                TicketRow.number == ticket.number))
+    if taken is not None:
+        raise NumberTaken(f"{ticket.number} of {lease.day} is already issued")
+
+    now = coordinator.clock()
+    rules = coordinator.rules(s)
+    today = service_day(now, rules.tz)
+    try:
+        priority = rules.priority(ticket.priority, Channel.KIOSK)
+    except NextupError:
+        # The ticket is in a person's hand already: a class removed meanwhile must not lose their place.
+        priority = rules.priority(None, Channel.KIOSK)
+    issued = issue_time(ticket.issued, granted=lease.granted_at, now=now, day=lease.day, tz=rules.tz)
+    token = ticket.token
+    if token is None or s.scalar(select(TicketRow.id).where(TicketRow.token == token)) is not None:
+        token = secrets.token_urlsafe(24)
+    device = s.get(DeviceRow, device_id)
+    row = TicketRow(
+        number=ticket.number, day=lease.day, seq=ticket.seq, service_id=service.id, priority=priority.key,
+        priority_rank=priority.rank, channel=Channel.KIOSK.value, token=token,
+        language=ticket.language or (device.language if device else None) or rules.language,
+        state=TicketState.WAITING.value, issued_at=issued, calls=0, device_id=device_id,
+        printed=ticket.printed,
+        print_error=(ticket.reason or "not printed") if ticket.printed is False else None,
+    )
+    row.service = service
+    s.add(row)
+    s.flush()
+    coordinator._event(s, row, "issued", issued)
+    coordinator._event(s, row, "offline", now)
+    state = WAITING
+    if lease.day < today:
+        row.state, row.finished_at = TicketState.CANCELLED.value, now
+        coordinator._event(s, row, EXPIRED, now)
+        state = EXPIRED
+    lease.used_up_to = max(lease.used_up_to, ticket.seq)
+    if lease.day == today and service.active:
+        _top_up(coordinator, s, device_id, service, today, now)  # renew when half used
+    log.info("offline ticket entered", extra={"ticket": row.number, "device": device_id, "state": state,
+                                              "issued_at": issued.isoformat()})
+    _, lease_message = _lease(coordinator, s, device_id, today)
+    messages = [lease_message]
+    if state == WAITING:
+        messages = [*coordinator._changes(s, [service.id]), lease_message]
+    return OfflineTicketAck(ticket.request_id, True, row.number, state), messages
+
+
+def issue_time(claimed: datetime, *, granted: datetime, now: datetime, day: date, tz: Any) -> datetime:
+    """When an offline ticket enters the queue: the kiosk's time, kept within what can be true.
+
+    Not before its block was granted, not in the future, and within its day: a
+    kiosk's clock may be wrong, and a ticket must not jump the queue for it.
+    """
+    start = datetime.combine(day, time(), tz).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), time(), tz).astimezone(UTC) - timedelta(microseconds=1)
+    low = max(granted, start)
+    high = max(low, min(now, end))
+    return min(max(claimed.astimezone(UTC), low), high)
