@@ -5,12 +5,12 @@ Screenshots go to $NEXTUP_SCREENSHOTS when set (to look at them), else to the te
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from central.domain import Channel
@@ -18,45 +18,13 @@ from central.store.models import PointRow, ServiceRow, UserRow
 from central.users import set_user
 from nextup.contract import DeviceStatus
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
-expect = playwright_sync.expect
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 DESK = {"viewport": {"width": 1366, "height": 860}}
 TABLET = {"viewport": {"width": 800, "height": 1100}, "has_touch": True}
 PASSWORD = "correct horse battery staple"
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"Debian's chromium is missing: apt-get install chromium ({CHROMIUM})")
-    with playwright_sync.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
 
 
-@pytest.fixture
-def shots(tmp_path: Path) -> Callable[[Any, str], Path]:
-    folder = Path(os.environ.get("NEXTUP_SCREENSHOTS") or tmp_path / "screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-
-    def shot(page: Any, name: str) -> Path:
-        path = folder / f"{name}.png"
-        page.screenshot(path=str(path), full_page=True)
-        return path
-
-    return shot
 
 
 @pytest.fixture

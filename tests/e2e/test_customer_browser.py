@@ -6,7 +6,6 @@ Screenshots go to $NEXTUP_SCREENSHOTS when set (to look at them), else to the te
 from __future__ import annotations
 
 import json
-import os
 import re
 import urllib.request
 import uuid
@@ -15,16 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from central.domain import Channel
 from nextup.contract import Topics
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
-expect = playwright_sync.expect
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
 PHONE = {"viewport": {"width": 360, "height": 740}, "device_scale_factor": 2, "is_mobile": True,
          "has_touch": True}
 TV = {"viewport": {"width": 1920, "height": 1080}}
@@ -43,27 +37,8 @@ speechSynthesis.speak = function (u) { window.__spoken.push([u.text, u.lang]); }
 """
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"Debian's chromium is missing: apt-get install chromium ({CHROMIUM})")
-    with playwright_sync.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
 
 
-@pytest.fixture
-def shots(tmp_path: Path) -> Callable[[Any, str], Path]:
-    folder = Path(os.environ.get("NEXTUP_SCREENSHOTS") or tmp_path / "screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-
-    def shot(page: Any, name: str) -> Path:
-        path = folder / f"{name}.png"
-        page.screenshot(path=str(path), full_page=False)
-        return path
-
-    return shot
 
 
 @pytest.fixture

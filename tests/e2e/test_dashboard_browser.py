@@ -8,7 +8,6 @@ Screenshots go to $NEXTUP_SCREENSHOTS when set (to look at them), else to the te
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import shutil
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from central.coordinator import Coordinator
@@ -27,12 +27,6 @@ from central.store.models import UserRow
 from central.users import set_user
 from nextup.contract import PointState, Topics
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
-expect = playwright_sync.expect
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
 DESKTOP = {"viewport": {"width": 1366, "height": 900}}
 WAIT_MS = 10_000
 PASSWORD = "correct horse battery staple"
@@ -141,27 +135,8 @@ def hall(history: Path, sqlite_url: str, make_central: Callable[..., Any],
     return central
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"Debian's chromium is missing: apt-get install chromium ({CHROMIUM})")
-    with playwright_sync.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
 
 
-@pytest.fixture
-def shots(tmp_path: Path) -> Callable[[Any, str], Path]:
-    folder = Path(os.environ.get("NEXTUP_SCREENSHOTS") or tmp_path / "screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-
-    def shot(page: Any, name: str) -> Path:
-        path = folder / f"{name}.png"
-        page.screenshot(path=str(path), full_page=True)
-        return path
-
-    return shot
 
 
 @pytest.fixture
