@@ -306,6 +306,8 @@ class Demo:
         from edge.display.announcer import SilentAnnouncer, play_chime
         from edge.display.app import HallDisplay
 
+        # A frame left by an earlier run in the same folder is not this display's.
+        (self.directory / f"{settings.device_id}.png").unlink(missing_ok=True)
         if self.options.silent:
             return HallDisplay(settings, sim=True, announcer=SilentAnnouncer(), chime=None,
                                screenshot=self.directory / f"{settings.device_id}.png")
@@ -350,10 +352,12 @@ class Demo:
 
     # -- stop
 
-    def healthy(self) -> bool:
-        """The broker process and every display's loop still run."""
-        return (self.broker is not None and self.broker.running
-                and all(t.is_alive() for t in self._display_threads))
+    def trouble(self) -> str | None:
+        """What of the demo stopped on its own (the broker, a display's loop), or None."""
+        if self.broker is None or not self.broker.running:
+            return "the broker stopped"
+        ended = [t.name.removeprefix("demo-") for t in self._display_threads if not t.is_alive()]
+        return f"{', '.join(ended)} stopped drawing" if ended else None
 
     def stop(self) -> None:
         """Stop the devices, central and the broker, remove a temporary folder; a second call does nothing."""
@@ -419,8 +423,8 @@ def run_demo(options: DemoOptions, *, echo: Callable[[str], None] = print) -> No
                 return
             demo.announce()
             while not stop.wait(0.2):  # a signal is handled only between waits
-                if not demo.healthy():
-                    raise DemoError("a part of the demo stopped (the broker or a display); see the log")
+                if trouble := demo.trouble():
+                    raise DemoError(f"{trouble}; stopping the demo (see the log above)")
             echo("stopping the demo")
     finally:
         for sig, handler in previous.items():

@@ -249,6 +249,16 @@ def test_the_demo_stops_on_sigterm_and_keeps_a_given_folder(tmp_path):
         assert (tmp_path / "hall" / "nextup.sqlite3").exists()
 
 
+def test_the_virtual_hall_exists_only_in_demo_mode(make_store, sqlite_url):
+    from central.coordinator import Coordinator
+    from central.web import create_app
+
+    coordinator = Coordinator(make_store(sqlite_url))
+    assert create_app(coordinator).test_client().get("/demo/hall").status_code == 404
+    # In demo mode, but with no devices running, the page says so instead of failing.
+    assert create_app(coordinator, config={"DEMO": True}).test_client().get("/demo/hall").status_code == 503
+
+
 # --- the virtual hall in chromium -------------------------------------------------------
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
