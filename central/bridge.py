@@ -21,6 +21,7 @@ from paho.mqtt.properties import Properties
 from central import leases
 from central.coordinator import Coordinator, Message
 from central.domain.errors import NextupError
+from central.retained import RetainedVersions
 from nextup.contract import (
     PAYLOAD_OF_ROUTE,
     QOS,
@@ -83,6 +84,8 @@ class Bridge:
         self.topics = coordinator.topics
         self.url = url
         self.shared = shared
+        # Instances sharing a site must not leave an older retained state on the broker.
+        self.retained = RetainedVersions(self.topics) if shared else None
         self.rejections = RejectionLog()
         self.connected = threading.Event()
         self.reconnects = 0
@@ -149,6 +152,8 @@ class Bridge:
         refused = [r for r in reasons if r.is_failure]
         if refused:
             log.error("broker refused central's subscriptions: %s", refused)
+        if self.retained is not None:
+            self.retained.attach(client)
             return
         # Retained states may have been lost with the broker: publish them again from the database.
         self.publish(self.coordinator.snapshot())
@@ -172,6 +177,9 @@ class Bridge:
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         try:
             self.handle(msg.topic, msg.payload, msg.properties)
+            if self.retained is not None and message.retain and self.retained.outdated(message.topic,
+                                                                                        message.payload):
+                continue
         except Exception:
             # A bug must not kill the bridge; the message is acknowledged so it cannot loop forever.
             log.exception("failed to handle a message on %s", msg.topic)

@@ -102,13 +102,31 @@ class Central:
         self.stop()
 
 
-def run_central(settings: Settings, *, host: str, port: int) -> None:
-    """Run until SIGTERM or Ctrl-C."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def shared_central_id(settings: Settings) -> str:
+    """An MQTT client id for one of several instances sharing a site: stable across restarts of this
+    instance (the broker keeps its session under it), distinct for each machine and instance folder."""
+    import hashlib
+    import socket
+    from pathlib import Path
+
+    place = f"{socket.gethostname()}\0{Path(settings.instance).resolve()}"
+    return f"central-{settings.site}-{hashlib.sha256(place.encode()).hexdigest()[:12]}"
+
+
+def run_central(settings: Settings, *, host: str, port: int, shared: bool = False) -> None:
+    """Run until SIGTERM or Ctrl-C; ``shared``: one of several instances sharing the site's device traffic."""
+    from dataclasses import replace
+
+    from nextup import logs
+
+    logs.setup("central")
+    if shared and not settings.central_id:
+        settings = replace(settings, central_id=shared_central_id(settings))
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
-    with Central(settings, http=(host, port)) as central:
-        log.info("nextup central: http://%s:%d, broker %r", host, central.http_port, settings.mqtt)
+    with Central(settings, http=(host, port), shared=shared) as central:
+        log.info("nextup central: http://%s:%d, broker %r%s", host, central.http_port, settings.mqtt,
+                 " (shared)" if shared else "", extra={"central_id": settings.central_id or None})
         try:
             done.wait()
         except KeyboardInterrupt:

@@ -37,14 +37,17 @@ def main() -> None:
 @main.command()
 @click.option("--http", "http", default="127.0.0.1:8000", show_default=True, help="HOST:PORT to serve HTTP on")
 @click.option("--config", type=click.Path(exists=True, dir_okay=False), help="TOML settings file")
-def central(http: str, config: str | None) -> None:
+@click.option("--shared", is_flag=True, envvar="NEXTUP_SHARED",
+              help="one of several instances on one PostgreSQL sharing the site's devices (MQTT 5 shared "
+                   "subscriptions); each needs its own NEXTUP_CENTRAL_ID or NEXTUP_INSTANCE folder")
+def central(http: str, config: str | None, shared: bool) -> None:
     """Run the coordinator: HTTP server and MQTT bridge."""
     from central.runner import run_central
 
     host, _, port = http.rpartition(":")
     if not host or not port.isdigit():
         raise click.BadParameter("expected HOST:PORT", param_hint="--http")
-    run_central(_settings(config), host=host, port=int(port))
+    run_central(_settings(config), host=host, port=int(port), shared=shared)
 
 
 @main.group()
