@@ -21,7 +21,6 @@ from paho.mqtt.properties import Properties
 from central import leases
 from central.coordinator import Coordinator, Message
 from central.domain.errors import NextupError
-from central.retained import RetainedVersions
 from nextup.contract import (
     PAYLOAD_OF_ROUTE,
     QOS,
@@ -84,11 +83,14 @@ class Bridge:
         self.topics = coordinator.topics
         self.url = url
         self.shared = shared
-        # Instances sharing a site must not leave an older retained state on the broker.
-        self.retained = RetainedVersions(self.topics) if shared else None
         self.rejections = RejectionLog()
         self.connected = threading.Event()
         self.reconnects = 0
+        # Incoming messages waiting for the broker to take what they caused (see _on_message).
+        self._local = threading.local()
+        self._ack_lock = threading.Lock()
+        self._acks_waiting: dict[int, tuple[int, int, int, set[int]]] = {}
+        self._connection = 0
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             # Stable across restarts: the broker keeps the persistent session (subscriptions and the
@@ -107,6 +109,7 @@ class Bridge:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
+        self.client.on_publish = self._on_publish
         self._subscribe_mid: int | None = None
         coordinator.add_listener(self.publish)
 
@@ -140,6 +143,8 @@ class Bridge:
             log.error("broker refused central: %s", reason)
             return
         no_delay(client)
+        with self._ack_lock:
+            self._connection += 1
         if self.connected.is_set() or self.reconnects:
             self.reconnects += 1
         _, self._subscribe_mid = client.subscribe(
@@ -152,8 +157,6 @@ class Bridge:
         refused = [r for r in reasons if r.is_failure]
         if refused:
             log.error("broker refused central's subscriptions: %s", refused)
-        if self.retained is not None:
-            self.retained.attach(client)
             return
         # Retained states may have been lost with the broker: publish them again from the database.
         self.publish(self.coordinator.snapshot())
@@ -162,6 +165,9 @@ class Bridge:
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self.connected.clear()
         self.reconnects += 1
+        with self._ack_lock:
+            # The broker delivers what was not acknowledged again on the next connection.
+            self._acks_waiting.clear()
         log.warning("central lost the broker: %s", reason)
 
     def publish(self, messages: list[Message]) -> None:
@@ -170,21 +176,52 @@ class Bridge:
             if message.expiry_s is not None:
                 props = Properties(PacketTypes.PUBLISH)
                 props.MessageExpiryInterval = message.expiry_s
-            self.client.publish(message.topic, message.payload, qos=QOS, retain=message.retain, properties=props)
+            self._track(self.client.publish(message.topic, message.payload, qos=QOS, retain=message.retain,
+                                            properties=props))
+
+    def _track(self, info: mqtt.MQTTMessageInfo) -> None:
+        sent = getattr(self._local, "sent", None)
+        if sent is not None:
+            sent.append(info)
 
     # --- incoming ------------------------------------------------------------
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        # Acknowledged only once the broker has taken the reply and states it caused: acknowledged
+        # earlier, a central killed while they wait in paho's memory would leave the kiosk without
+        # its ticket; unacknowledged, the message comes again and the stored answer is sent again.
+        sent: list[mqtt.MQTTMessageInfo] = []
+        self._local.sent = sent
         try:
             self.handle(msg.topic, msg.payload, msg.properties)
-            if self.retained is not None and message.retain and self.retained.outdated(message.topic,
-                                                                                        message.payload):
-                continue
         except Exception:
             # A bug must not kill the bridge; the message is acknowledged so it cannot loop forever.
             log.exception("failed to handle a message on %s", msg.topic)
         finally:
-            client.ack(msg.mid, msg.qos)
+            self._local.sent = None
+            self._ack_when_published(client, msg, sent)
+
+    def _ack_when_published(self, client: mqtt.Client, msg: mqtt.MQTTMessage,
+                            sent: list[mqtt.MQTTMessageInfo]) -> None:
+        with self._ack_lock:
+            waiting = {info.mid for info in sent if not _published(info)}
+            if waiting:
+                entry = (msg.mid, msg.qos, self._connection, waiting)
+                for mid in waiting:
+                    self._acks_waiting[mid] = entry
+                return
+        client.ack(msg.mid, msg.qos)
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
+        with self._ack_lock:
+            entry = self._acks_waiting.pop(mid, None)
+            if entry is None:
+                return
+            in_mid, qos, connection, waiting = entry
+            waiting.discard(mid)
+            if waiting or connection != self._connection:
+                return
+        client.ack(in_mid, qos)
 
     def handle(self, topic: str, payload: bytes, properties: Properties | None = None) -> None:
         """Handle one device message: validate, act, reply; a rejection is logged and changes nothing."""
@@ -231,4 +268,11 @@ class Bridge:
         correlation = getattr(request_props, "CorrelationData", None)
         if correlation is not None:
             props.CorrelationData = correlation
-        self.client.publish(topic, payload, qos=QOS, properties=props)
+        self._track(self.client.publish(topic, payload, qos=QOS, properties=props))
+
+
+def _published(info: mqtt.MQTTMessageInfo) -> bool:
+    try:
+        return info.is_published()
+    except (RuntimeError, ValueError):  # not sent yet: queued while disconnected
+        return False
