@@ -21,6 +21,7 @@ from paho.mqtt.properties import Properties
 from central import leases
 from central.coordinator import Coordinator, Message
 from central.domain.errors import NextupError
+from central.retained import RetainedVersions
 from nextup.contract import (
     PAYLOAD_OF_ROUTE,
     QOS,
@@ -83,6 +84,8 @@ class Bridge:
         self.topics = coordinator.topics
         self.url = url
         self.shared = shared
+        # Instances sharing a site must not leave an older retained state on the broker.
+        self.retained = RetainedVersions(self.topics) if shared else None
         self.rejections = RejectionLog()
         self.connected = threading.Event()
         self.reconnects = 0
@@ -149,6 +152,8 @@ class Bridge:
             self.reconnects += 1
         _, self._subscribe_mid = client.subscribe(
             [(topic, QOS) for topic in self.topics.central_subscriptions(self.shared)])
+        if self.retained is not None:
+            self.retained.attach(client)
         log.info("central connected to the broker", extra={"session_present": flags.session_present})
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
@@ -172,6 +177,9 @@ class Bridge:
 
     def publish(self, messages: list[Message]) -> None:
         for message in messages:
+            if self.retained is not None and message.retain and self.retained.outdated(message.topic,
+                                                                                        message.payload):
+                continue
             props = None
             if message.expiry_s is not None:
                 props = Properties(PacketTypes.PUBLISH)
