@@ -102,15 +102,6 @@ def grant_leases(coordinator: Coordinator, device_id: str, request: LeaseRequest
     return lease
 
 
-def lease_of(coordinator: Coordinator, device_id: str) -> NumberLease:
-    """The blocks kiosk ``device_id`` holds today, as published (without changing anything)."""
-    with coordinator.store.read() as s:
-        today = service_day(coordinator.clock(), coordinator.rules(s).tz)
-        rows = _blocks(s, device_id, today)
-        return NumberLease(version=coordinator._site_row(s).version, tz=coordinator._site_row(s).timezone,
-                           blocks=rows, track_base=coordinator.track_url(""))
-
-
 def _lock_kiosk(coordinator: Coordinator, s: Session, device_id: str) -> DeviceRow:
     # Locking the kiosk's row serialises its grants: two instances answering the same request
     # must not each add a block.
