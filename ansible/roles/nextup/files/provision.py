@@ -14,6 +14,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def _digest(directory: Path) -> str:
@@ -50,46 +51,58 @@ def schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def registry(args: argparse.Namespace) -> int:
+def _registry(store: Any) -> list[dict[str, Any]]:
     from sqlalchemy import select
 
+    from central.store.models import DeviceRow
+
+    with store.read() as s:
+        return [{"id": d.id, "kind": d.kind, "point": d.point_serial}
+                for d in s.scalars(select(DeviceRow).order_by(DeviceRow.id))]
+
+
+def _password_matches(store: Any, name: str, role: str, password: str) -> bool:
+    from sqlalchemy import select
+
+    from central.store.models import UserRow
+    from central.users import verify_password
+
+    with store.read() as s:
+        row = s.scalars(select(UserRow).where(UserRow.name == name)).one_or_none()
+        ok = row is not None and row.active and row.role == role
+        return verify_password(row.password_hash if row is not None else None, password) and ok
+
+
+def _store(config: str) -> Any:
     from central.store import Store
     from central.store.migrate import check_schema
-    from central.store.models import DeviceRow
     from nextup.settings import load
 
-    database = load(args.config).database
+    database = load(config).database
     check_schema(database)
-    store = Store(database)
+    return Store(database)
+
+
+def facts(args: argparse.Namespace) -> int:
+    """The device registry, and whether the password on stdin is the admin's: one start of Python."""
+    password = sys.stdin.readline().rstrip("\r\n")
+    store = _store(args.config)
     try:
-        with store.read() as s:
-            devices = [{"id": d.id, "kind": d.kind, "point": d.point_serial}
-                       for d in s.scalars(select(DeviceRow).order_by(DeviceRow.id))]
+        print(json.dumps({"registry": _registry(store),
+                          "admin_password_matches": _password_matches(store, args.admin, "admin", password)}))
     finally:
         store.close()
-    print(json.dumps(devices))
     return 0
 
 
 def password_matches(args: argparse.Namespace) -> int:
-    """Exit 0 when the password on stdin is the user's, 1 when not (or no such user)."""
-    from sqlalchemy import select
-
-    from central.store import Store
-    from central.store.models import UserRow
-    from central.users import verify_password
-    from nextup.settings import load
-
+    """Print "matches" when the password on stdin is the user's, else "differs"."""
     password = sys.stdin.readline().rstrip("\r\n")
-    store = Store(load(args.config).database)
+    store = _store(args.config)
     try:
-        with store.read() as s:
-            row = s.scalars(select(UserRow).where(UserRow.name == args.name)).one_or_none()
-            ok = row is not None and row.active and row.role == args.role
-            ok = verify_password(row.password_hash if row is not None else None, password) and ok
+        print("matches" if _password_matches(store, args.name, args.role, password) else "differs")
     finally:
         store.close()
-    print("matches" if ok else "differs")
     return 0
 
 
@@ -146,9 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("schema")
     p.add_argument("--config", required=True)
     p.set_defaults(func=schema)
-    p = sub.add_parser("registry")
+    p = sub.add_parser("facts")
     p.add_argument("--config", required=True)
-    p.set_defaults(func=registry)
+    p.add_argument("--admin", required=True)
+    p.set_defaults(func=facts)
     p = sub.add_parser("password-matches")
     p.add_argument("--config", required=True)
     p.add_argument("--role", required=True)
