@@ -46,11 +46,13 @@ def db_snapshot(url: str, *, skip: dict[str, set[str]] | None = None) -> dict[st
         with engine.connect() as conn:
             inspector = inspect(conn)
             for table in sorted(inspector.get_table_names()):
-                columns = [c["name"] for c in inspector.get_columns(table) if c["name"] not in skip.get(table, ())]
+                left_out = skip.get(table, set())
+                columns = [c["name"] for c in inspector.get_columns(table) if c["name"] not in left_out]
                 keys = inspector.get_pk_constraint(table)["constrained_columns"] or columns
                 quoted = ", ".join(f'"{c}"' for c in columns)
                 order = ", ".join(f'"{c}"' for c in keys)
-                out[table] = [tuple(r) for r in conn.execute(text(f'SELECT {quoted} FROM "{table}" ORDER BY {order}'))]
+                rows = conn.execute(text(f'SELECT {quoted} FROM "{table}" ORDER BY {order}'))
+                out[table] = [tuple(r) for r in rows]
         return out
     finally:
         engine.dispose()

@@ -137,12 +137,14 @@ def test_central_killed_mid_burst_loses_no_request_and_does_nothing_twice(
     assert {(r[0].ticket.number) for r in replies.values()} == {t[0] for t in tickets}
     processed = query(sqlite_url, "SELECT message_id FROM processed_messages WHERE kind = 'ticket'")
     assert sorted(p[0] for p in processed) == sorted(sent_requests)
-    issued = Counter(r[0] for r in query(sqlite_url, "SELECT ticket_id FROM ticket_events WHERE kind = 'issued'"))
+    issued = Counter(r[0] for r in query(sqlite_url,
+                                         "SELECT ticket_id FROM ticket_events WHERE kind = 'issued'"))
     assert len(issued) == len(tickets) and set(issued.values()) == {1}
 
     # Every command took effect once: one record each, as many calls and no-shows as succeeded,
     # and each point unit heard the answer to its last press, given after the restart.
-    rows = query(sqlite_url, "SELECT source, message_id, response FROM processed_messages WHERE kind = 'command'")
+    rows = query(sqlite_url,
+                 "SELECT source, message_id, response FROM processed_messages WHERE kind = 'command'")
     done: dict[int, Counter[str]] = defaultdict(Counter)
     for source, message_id, response in rows:
         serial = int(source.removeprefix("device:point-"))
