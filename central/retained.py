@@ -14,9 +14,12 @@ every state in the order the broker applied them:
 - before publishing, a state older than one already seen on its topic is
   dropped (the broker holds or is about to hold a newer one);
 - when the broker delivers a state older than the newest seen on its topic,
-  the retained message just became stale, and the newest payload is published
-  again.  The instances see the same order, so they agree on what to republish,
-  and a republished state carries the newest version, so it ends the exchange.
+  the retained message just became stale: the instance that published that
+  newest state publishes it again, unless it has a newer one of its own on the
+  way (which will replace the stale one anyway).  Only one instance answers
+  each stale state, and at most once until the broker delivers a state at
+  least as new, so republishing cannot feed on itself when the instances'
+  outgoing queues run late under load.
 
 What remains: between a stale publish reaching the broker and the republish
 (one broker round trip, about a millisecond on a LAN) a newly connecting
@@ -54,6 +57,8 @@ class RetainedVersions:
     def __init__(self, topics: Topics) -> None:
         self.topics = topics
         self._newest: dict[str, tuple[int, bytes]] = {}
+        self._mine: dict[str, int] = {}  # the newest version this instance published, per topic
+        self._pending: set[str] = set()  # topics with a republish on its way
         self._lock = threading.Lock()
         self.republished = 0
         self.dropped = 0
@@ -71,6 +76,8 @@ class RetainedVersions:
         """Forget what was seen (on every new connection: the broker may have lost its retained messages)."""
         with self._lock:
             self._newest.clear()
+            self._mine.clear()
+            self._pending.clear()
 
     def newest(self, topic: str) -> int | None:
         """The newest version seen on ``topic`` since the connection began."""
@@ -79,13 +86,16 @@ class RetainedVersions:
         return newest[0] if newest else None
 
     def outdated(self, topic: str, payload: bytes) -> bool:
-        """True when a newer state than ``payload`` has already gone through the broker on ``topic``."""
+        """True when a newer state than ``payload`` has already gone through the broker on ``topic``;
+        when False, the caller publishes it and this instance answers for it."""
         if not self.covers(topic):
             return False
         version = version_of(payload)
         with self._lock:
             newest = self._newest.get(topic)
             if version is None or newest is None or version >= newest[0]:
+                if version is not None and version > self._mine.get(topic, -1):
+                    self._mine[topic] = version
                 return False
             self.dropped += 1
         log.debug("not publishing %s version %d: %d already published", topic, version, newest[0])
@@ -100,7 +110,11 @@ class RetainedVersions:
             newest = self._newest.get(topic)
             if newest is None or version >= newest[0]:
                 self._newest[topic] = (version, bytes(payload))
+                self._pending.discard(topic)
                 return None
+            if self._mine.get(topic) != newest[0] or topic in self._pending:
+                return None  # the other instance answers, a newer state of ours is coming, or already done
+            self._pending.add(topic)
             self.republished += 1
         log.info("retained %s went back to version %d; publishing %d again", topic, version, newest[0])
         return newest[1]

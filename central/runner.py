@@ -125,7 +125,7 @@ def run_central(settings: Settings, *, host: str, port: int, shared: bool = Fals
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     with Central(settings, http=(host, port), shared=shared) as central:
-        log.info("nextup central: http://%s:%d, broker %r%s", host, central.http_port, settings.mqtt,
+        log.info("nextup central: http://%s:%s, broker %r%s", host, central.http_port, settings.mqtt,
                  " (shared)" if shared else "", extra={"central_id": settings.central_id or None})
         try:
             done.wait()

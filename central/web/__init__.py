@@ -44,6 +44,10 @@ def create_app(coordinator: Coordinator, *, bridge: Any = None, config: dict[str
     app.register_blueprint(console.blueprint, url_prefix="/console")
     app.register_blueprint(admin.blueprint, url_prefix="/admin")
     app.register_blueprint(dashboard.blueprint, url_prefix="/admin")  # /admin/dashboard, /admin/stats
+
+    from central import metrics
+
+    metrics.init_app(app)  # /metrics for Prometheus, and the latency of every request
     if app.config.get("DEMO"):  # `nextup demo` only: the virtual hall drives the sim devices
         from . import demo
 
