@@ -250,10 +250,18 @@ class Bridge:
             if isinstance(parsed, TicketRequest):
                 reply = self.coordinator.handle_ticket_request(route.device_id, parsed)
                 self._reply(route.device_id, reply.to_json(), properties)
+                log.info("ticket request answered", extra={
+                    "request_id": parsed.request_id, "device": route.device_id,
+                    "ticket": reply.ticket.number if reply.ticket else None,
+                    "reason": reply.error.code if reply.error else None})
             elif isinstance(parsed, Command):
                 result = self.coordinator.handle_command(route.device_id, parsed)
-                if not result.ok and result.error:
-                    log.info("command %s refused: %s", parsed.command_id, result.error["message"])
+                # One line per press, with the id the unit logged when it sent it and the ticket now called.
+                current = result.state.current
+                log.info("command %s %s%s", parsed.action, "done" if result.ok else "refused",
+                         f": {result.error['message']}" if result.error else "", extra={
+                             "command_id": parsed.command_id, "device": route.device_id,
+                             "point": result.state.serial, "ticket": current.number if current else None})
             elif isinstance(parsed, TicketPrinted):
                 self.coordinator.handle_ticket_printed(route.device_id, parsed)
             elif isinstance(parsed, DeviceStatus):

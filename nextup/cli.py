@@ -103,6 +103,13 @@ def user_add(name: str, role: str, config: str | None) -> None:
     click.echo(f"user {name} ({role}) added")
 
 
+def _logs(settings: settings_mod.Settings, kind: str) -> None:
+    """One line per event on stderr, JSON unless it is a terminal, named after the device."""
+    from nextup import logs
+
+    logs.setup(settings.device_id or kind)
+
+
 def _edge_options(func):  # type: ignore[no-untyped-def]
     func = click.option("--sim", is_flag=True, help="mock pins (gpiozero MockFactory) and a dummy printer")(func)
     return click.option("--config", type=click.Path(exists=True, dir_okay=False), help="device TOML file")(func)
@@ -112,12 +119,11 @@ def _edge_options(func):  # type: ignore[no-untyped-def]
 @_edge_options
 def kiosk(config: str | None, sim: bool) -> None:
     """The ticket kiosk: buttons and a thermal printer."""
-    import logging
-
     from edge.kiosk import Kiosk
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    with Kiosk(_settings(config), sim=sim) as device:
+    settings = _settings(config)
+    _logs(settings, "kiosk")
+    with Kiosk(settings, sim=sim) as device:
         device.run()
 
 
@@ -125,12 +131,11 @@ def kiosk(config: str | None, sim: bool) -> None:
 @_edge_options
 def point(config: str | None, sim: bool) -> None:
     """The point unit: buttons, LEDs and an LCD at a service point."""
-    import logging
-
     from edge.pointbutton import PointUnit
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    with PointUnit(_settings(config), sim=sim) as device:
+    settings = _settings(config)
+    _logs(settings, "point")
+    with PointUnit(settings, sim=sim) as device:
         device.run()
 
 
@@ -141,7 +146,9 @@ def display(config: str | None, sim: bool, screenshot: str | None) -> None:
     """The hall display: calls and waiting counts on an HDMI screen."""
     from edge.display.app import run_display
 
-    run_display(_settings(config), sim=sim, screenshot=screenshot)
+    settings = _settings(config)
+    _logs(settings, "display")
+    run_display(settings, sim=sim, screenshot=screenshot)
 
 
 @main.group()

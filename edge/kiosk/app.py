@@ -397,7 +397,8 @@ class Kiosk(Device):
             response_topic=topics.ticket_reply(self.device_id),
             correlation=request_id.encode("ascii"),
         )
-        log.info("%s: asked for a %s ticket (%s)", self.device_id, service, request_id)
+        log.info("%s: asked for a %s ticket (%s)", self.device_id, service, request_id,
+                 extra={"request_id": request_id, "device": self.device_id})
         return request_id
 
     def _give_up(self, request_id: str) -> None:

@@ -162,7 +162,8 @@ class PointUnit(Device):
             self._unconfirmed[command.command_id] = timer
         timer.start()
         self.runtime.publish(self.topics.command(self.device_id), command, expiry_s=self.command_expiry_s)
-        log.info("%s: sent %s (%s)", self.device_id, action, command.command_id)
+        log.info("%s: sent %s (%s)", self.device_id, action, command.command_id,
+                 extra={"command_id": command.command_id, "device": self.device_id})
         return command
 
     def _unanswered(self, command_id: str) -> None:
