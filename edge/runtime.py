@@ -30,10 +30,11 @@ import logging
 import math
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, ClassVar
 
 import paho.mqtt.client as mqtt
@@ -102,6 +103,7 @@ class DeviceRuntime:
         self._session_expiry_s = session_expiry_s
         self._reconnect = (reconnect_min_s, reconnect_max_s)
         self._max_queued = max_queued
+        self._tcp_timeout_ms: int | None = None  # the shortest expiry published so far
         # Never held while calling into paho: paho calls back into us holding its own locks.
         self._lock = threading.RLock()
         self._deadline_lock = threading.Lock()
@@ -254,6 +256,8 @@ class DeviceRuntime:
                 props.ResponseTopic = response_topic
             if correlation is not None:
                 props.CorrelationData = correlation
+        if expiry_s is not None:
+            self._bound_tcp_timeout(client, expiry_s)
         info = client.publish(topic, data, qos=QOS, retain=retain, properties=props)
         if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
             log.error("%s: outgoing queue is full, dropped a message to %s", self.device_id, topic)
@@ -375,9 +379,30 @@ class DeviceRuntime:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_subscribe = self._on_subscribe
-        client.on_socket_open = lambda client, userdata, sock: no_delay(client)
+        client.on_socket_open = self._on_socket_open
         client.on_message = self._on_unexpected
         return client
+
+    def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        no_delay(client)
+        with self._deadline_lock:
+            timeout_ms = self._tcp_timeout_ms
+        _set_tcp_timeout(client, timeout_ms)
+
+    def _bound_tcp_timeout(self, client: mqtt.Client, expiry_s: float) -> None:
+        """Let the kernel give up on sent data no later than it expires.
+
+        Bytes written while the link is down wait in the kernel and go out when
+        it is back, however late: a press could reach central long after its
+        expiry.  With TCP_USER_TIMEOUT the kernel drops the connection instead;
+        paho reconnects, and ``_requeue_unexpired`` drops what ran out (saying so).
+        """
+        timeout_ms = max(1000, int(expiry_s * 1000))
+        with self._deadline_lock:
+            if self._tcp_timeout_ms is not None and self._tcp_timeout_ms <= timeout_ms:
+                return
+            self._tcp_timeout_ms = timeout_ms
+        _set_tcp_timeout(client, timeout_ms)
 
     def _loop(self) -> None:
         client = self._require_client()
@@ -612,6 +637,15 @@ def close_all(*devices: Any) -> None:
             device.close()
         except Exception:  # noqa: BLE001 - closing the rest matters more
             log.exception("failed to close %r", device)
+
+
+def _set_tcp_timeout(client: mqtt.Client, timeout_ms: int | None) -> None:
+    sock = client.socket()
+    option = getattr(socket, "TCP_USER_TIMEOUT", None)  # Linux
+    if timeout_ms is None or option is None or not isinstance(sock, socket.socket):
+        return
+    with suppress(OSError):  # closed meanwhile: the next socket gets it when it opens
+        sock.setsockopt(socket.IPPROTO_TCP, option, timeout_ms)
 
 
 def _acknowledged(info: mqtt.MQTTMessageInfo) -> bool:
