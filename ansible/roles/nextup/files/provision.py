@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,17 +27,23 @@ def _digest(directory: Path) -> str:
 
 
 def credentials(args: argparse.Namespace) -> int:
+    """Run `nextup broker credentials` (in this process) and say whether anyone's access changed."""
+    import contextlib
+    import io
+
+    from nextup.cli import main as nextup
+
     directory = Path(args.dir)
     before = _digest(directory)
-    command = [str(Path(sys.executable).with_name("nextup")), "broker", "credentials",
-               "--dir", args.dir, "--config", args.config]
+    argv = ["broker", "credentials", "--dir", args.dir, "--config", args.config]
     for user in args.rotate:
-        command += ["--rotate", user]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr or done.stdout)
-        return done.returncode
-    print(json.dumps({"changed": _digest(directory) != before, "message": done.stdout.strip()}))
+        argv += ["--rotate", user]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = nextup.main(argv, prog_name="nextup", standalone_mode=False)
+    if isinstance(status, int) and status != 0:  # the command printed its reason
+        return status
+    print(json.dumps({"changed": _digest(directory) != before, "message": out.getvalue().strip()}))
     return 0
 
 
