@@ -63,7 +63,15 @@ def test_a_hundred_sigkills_during_writes_leave_the_database_whole(sqlite_url: s
             pid = int(expect("child ").split()[1])
             expect("writing")  # from here on it does nothing but write
             unread.clear()
+            before = len(committed)
             time.sleep(rng.uniform(0.05, 0.15))
+            try:
+                expect("ticket ", timeout=0)
+            except queue.Empty:
+                # A slow machine: let this writer commit once, so that every kill has something to lose.
+                expect("ticket ")
+                time.sleep(rng.uniform(0, 0.02))
+            assert len(committed) > before
             os.kill(pid, signal.SIGKILL)
             # Numbers printed before the kill are still in the pipe: take them.
             while True:
@@ -77,7 +85,6 @@ def test_a_hundred_sigkills_during_writes_leave_the_database_whole(sqlite_url: s
         zygote.kill()
         zygote.wait(10)
 
-    assert len(committed) > KILLS, "the writers hardly wrote: the kills proved nothing"
     path = sqlite_url.removeprefix("sqlite:///")
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
