@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 # command:Debian package, installed when the command is missing.
-SYSTEM_DEPS := mosquitto:mosquitto mosquitto_pub:mosquitto-clients espeak-ng:espeak-ng openssl:openssl chromium:chromium
+SYSTEM_DEPS := mosquitto:mosquitto mosquitto_pub:mosquitto-clients espeak-ng:espeak-ng openssl:openssl chromium:chromium sqlite3:sqlite3 systemd-analyze:systemd
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -44,7 +44,8 @@ ADMIN_PASSWORD = "admin-password-of-the-test"
 # The parts of the repository the wheel is built from.
 SOURCES = ("pyproject.toml", "README.md", "nextup", "central", "edge", "broker")
 
-if shutil.which("ansible-playbook", path=str(BIN)) is None:  # pragma: no cover - the dev extra has it
+if shutil.which("ansible-playbook", path=str(BIN)) is None and not os.environ.get("CI"):  # pragma: no cover
+    # The dev extra installs it; in CI a missing ansible-core fails below instead of skipping.
     pytest.skip("ansible-core is not installed (pip install -e '.[dev]')", allow_module_level=True)
 
 
