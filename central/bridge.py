@@ -1,9 +1,10 @@
 """The MQTT side of central: device messages in, replies and states out.
 
 A message is acknowledged to the broker only after its effect is committed
-(paho's manual acknowledgement), so a central killed mid-way gets the message
-again from its persistent session; the stored request and command ids make
-that second delivery answer alike and do nothing twice.
+and the broker has taken the reply and states it caused (paho's manual
+acknowledgement), so a central killed mid-way gets the message again from its
+persistent session; the stored request and command ids make that second
+delivery answer alike and do nothing twice.
 """
 
 from __future__ import annotations
