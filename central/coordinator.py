@@ -48,10 +48,10 @@ from central.domain.errors import (
     UnknownPoint,
     UnknownTicket,
 )
+from central.leases import next_online_seq
 from central.store import Store
 from central.store.models import (
     ClosedDateRow,
-    DayCounterRow,
     DeviceRow,
     OpeningIntervalRow,
     PointRow,
@@ -457,22 +457,8 @@ class Coordinator:
         return self._view(row, ahead, eta, None), self._changes(s, [service_row.id])
 
     def _next_seq(self, s: Session, service_id: int, day: Any) -> int:
-        counter = s.scalars(self.store.for_update(
-            select(DayCounterRow).where(DayCounterRow.service_id == service_id, DayCounterRow.day == day))).first()
-        if counter is None:
-            try:
-                with s.begin_nested():
-                    s.add(DayCounterRow(service_id=service_id, day=day, last=1))
-                return 1
-            except IntegrityError:
-                # Another writer created today's counter first: take the next number from it.
-                pass
-        return s.execute(
-            update(DayCounterRow)
-            .where(DayCounterRow.service_id == service_id, DayCounterRow.day == day)
-            .values(last=DayCounterRow.last + 1)
-            .returning(DayCounterRow.last)
-        ).scalar_one()
+        # Numbering is shared with the numbers leased to kiosks: one place decides both.
+        return next_online_seq(self.store, s, service_id, day)
 
     def _view(self, row: TicketRow, ahead: int, eta: int, point_name: str | None) -> TicketView:
         return TicketView(

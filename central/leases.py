@@ -2,12 +2,21 @@
 
 Numbering stays central's.  A kiosk asks for a lease of the services its
 buttons issue (``device/<id>/lease/request``, on every connection and each
-new day); central takes a block of ``LEASE_SIZE`` numbers of today's counter
-for each (``[last + 1, last + LEASE_SIZE]``, the counter moves past it in the
-same transaction, so no web or online ticket can ever get one of them) and
-publishes every block the kiosk holds today, retained, on
-``device/<id>/lease``.  Nobody uses a block while central is reachable: its
-numbers are simply skipped by the day's other tickets.
+new day); central leases a block of ``LEASE_SIZE`` numbers of today for each
+and publishes every block the kiosk holds today, retained, on
+``device/<id>/lease``.  Nobody uses a block while central is reachable.
+
+Blocks come from the top of the day's numbers (see ``TOP``): the first block
+of a service and day is ``[TOP - LEASE_SIZE + 1, TOP]``, each further one
+(another kiosk, a renewal) sits just below the lowest leased so far.  Leases
+are taken every morning but normally never used, and taking them from the
+bottom would make the day's first online ticket A-051; from the top, online
+numbering starts at A-001 and an offline ticket is recognisably high.  The
+two never meet: online numbering steps past every leased block it reaches
+(``next_online_seq``), and a block that would reach down to the online
+numbers goes above everything issued or leased instead.  Both happen with
+the day's counter row locked, so neither can slip between the other's read
+and write.
 
 While it cannot reach central, the kiosk prints tickets from its blocks
 ("position confirmed on screen") and journals them; when the connection is
@@ -31,7 +40,7 @@ import secrets
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -57,11 +66,21 @@ from nextup.contract import (
 
 if TYPE_CHECKING:
     from central.coordinator import Coordinator, Message
+    from central.store import Store
 
 log = logging.getLogger(__name__)
 
 LEASE_SIZE = 50
 """Numbers per block: what a kiosk can print for one service in one outage before it needs a renewal."""
+
+TOP = 999
+"""The highest number of the first block of a service and day.
+
+Ticket numbers have three digits (A-001 to A-999) and a hall rarely issues
+hundreds of one service a day, while offline numbers are rarer still: leased
+from here downward they stay clear of the online ones.  Numbering goes on
+past it (A-1000) on a day that needs more.
+"""
 
 WAITING = "waiting"
 EXPIRED = "expired"
@@ -129,19 +148,51 @@ def _top_up(coordinator: Coordinator, s: Session, device_id: str, service: Servi
 
 
 def _reserve(coordinator: Coordinator, s: Session, service_id: int, day: date, count: int) -> int:
-    """Take ``count`` numbers of the day's counter; the first of them."""
+    """Lease ``count`` numbers of the service's day, from the top down; the first of them."""
+    counter = lock_day_counter(coordinator.store, s, service_id, day)
+    low, high = s.execute(select(func.min(NumberLeaseRow.first), func.max(NumberLeaseRow.last)).where(
+        NumberLeaseRow.service_id == service_id, NumberLeaseRow.day == day)).one()
+    first = TOP - count + 1 if low is None else low - count
+    if first <= counter:
+        # A busy day: online numbering has come up to the leased numbers; lease above everything.
+        first = max(counter, high or 0) + 1
+    return first
+
+
+def lock_day_counter(store: Store, s: Session, service_id: int, day: date) -> int:
+    """The last online number of the service's day, its counter row locked until the transaction ends.
+
+    Online numbering and leasing both start here, so each sees the other's
+    numbers.  The row is created (at 0) when the day has none yet.
+    """
     where = (DayCounterRow.service_id == service_id, DayCounterRow.day == day)
-    counter = s.scalars(coordinator.store.for_update(select(DayCounterRow).where(*where))).first()
-    if counter is None:
+    last = s.scalar(store.for_update(select(DayCounterRow.last).where(*where)))
+    if last is None:
         try:
             with s.begin_nested():
-                s.add(DayCounterRow(service_id=service_id, day=day, last=count))
-            return 1
+                s.add(DayCounterRow(service_id=service_id, day=day, last=0))
         except IntegrityError:
-            pass  # another writer created today's counter first: move it on as below
-    last = s.execute(update(DayCounterRow).where(*where).values(last=DayCounterRow.last + count)
-                     .returning(DayCounterRow.last)).scalar_one()
-    return last - count + 1
+            pass  # another writer created today's counter first: wait for its lock as below
+        last = s.scalar(store.for_update(select(DayCounterRow.last).where(*where)))
+    return last
+
+
+def next_online_seq(store: Store, s: Session, service_id: int, day: date) -> int:
+    """The next number of the service's day for a ticket issued through central, never a leased one.
+
+    When the next number falls into a leased block, numbering goes on past the
+    highest leased number of the day.
+    """
+    seq = lock_day_counter(store, s, service_id, day) + 1
+    hit = s.scalar(select(NumberLeaseRow.id).where(
+        NumberLeaseRow.service_id == service_id, NumberLeaseRow.day == day,
+        NumberLeaseRow.first <= seq, NumberLeaseRow.last >= seq).limit(1))
+    if hit is not None:
+        seq = s.scalar(select(func.max(NumberLeaseRow.last)).where(
+            NumberLeaseRow.service_id == service_id, NumberLeaseRow.day == day)) + 1
+    s.execute(update(DayCounterRow).where(DayCounterRow.service_id == service_id, DayCounterRow.day == day)
+              .values(last=seq))
+    return seq
 
 
 def _blocks(s: Session, device_id: str, day: date) -> list[LeaseBlock]:

@@ -240,12 +240,17 @@ class ProcessedMessageRow(Base):
 class NumberLeaseRow(Base):
     """A block of one service's numbers of one day, leased to a kiosk to issue while it cannot reach central.
 
-    The block was taken from the day's counter when granted, so no other ticket gets these numbers;
-    ``used_up_to`` is the highest of them an offline ticket has arrived for (``first - 1`` when none).
+    Blocks are leased from the top of the day's numbers down, and online numbering steps over them
+    (central.leases), so no other ticket gets these numbers; ``used_up_to`` is the highest of them an
+    offline ticket has arrived for (``first - 1`` when none).
     """
 
     __tablename__ = "number_leases"
-    __table_args__ = (Index("ix_number_leases_device_day", "device_id", "day"),)
+    __table_args__ = (
+        Index("ix_number_leases_device_day", "device_id", "day"),
+        # Every online ticket looks up its service's leased blocks of the day.
+        Index("ix_number_leases_service_day", "service_id", "day"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Not a foreign key, as for tickets: a kiosk removed from the registry leaves its leases as history.

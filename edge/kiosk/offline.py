@@ -82,9 +82,11 @@ class OfflineBook:
             today = self.today(now)
             if today is None or self.lease is None:
                 return []
+            # By grant (id), not by number: central leases each renewal below the block it renews,
+            # and the older block is used up first so that it leaves the lease.
             return sorted((b for b in self.lease.blocks
                            if b.service == service and b.day_date == today and b.id >= self._first_block),
-                          key=lambda b: b.first)
+                          key=lambda b: b.id)
 
     def left(self, service: str, now: datetime) -> int:
         """How many numbers of ``service`` the kiosk may still issue today."""

@@ -24,6 +24,7 @@ from edge.kiosk.render import parse, save_png
 from nextup.settings import load
 
 SIZE = 6
+FIRST = leases.TOP - SIZE + 1  # the kiosk's first block of a service: the top of the day's numbers
 OFFLINE_TEXT = b"position confirmed on screen"
 RECONNECT = {"reconnect_min_s": 0.1, "reconnect_max_s": 0.5}
 
@@ -103,7 +104,7 @@ def test_a_kiosk_cut_off_from_the_broker_serves_the_hall_and_its_tickets_join_th
         assert kiosk.runtime.wait_ready(10)
         leased(kiosk, "cash", "loans")
         online = number_of(press(kiosk, "cash"))
-        assert online == f"A-{SIZE + 1:03d}"  # the leased block comes first in the day's numbering
+        assert online == "A-001"  # the lease held takes nothing from the day's online numbering
 
         broker.stop()
         wait_until(lambda: not kiosk.runtime.connected, what="the kiosk to notice")
@@ -114,7 +115,7 @@ def test_a_kiosk_cut_off_from_the_broker_serves_the_hall_and_its_tickets_join_th
         printed.append(press(kiosk, "cash"))
         numbers = [number_of(t) for t in printed]
 
-        assert numbers == ["A-001", "A-002", "B-001", "A-003"]
+        assert numbers == [f"A-{FIRST}", f"A-{FIRST + 1}", f"B-{FIRST}", f"A-{FIRST + 2}"]
         assert all(OFFLINE_TEXT in t for t in printed)
         assert b"ahead of you" not in printed[0]
         assert [t.number for t in kiosk.offline.unsent] == numbers  # journaled, waiting for central
@@ -123,10 +124,11 @@ def test_a_kiosk_cut_off_from_the_broker_serves_the_hall_and_its_tickets_join_th
         broker.start()
         wait_until(lambda: not kiosk.offline.unsent, timeout=20, what="central to acknowledge them")
 
-        # Half the cash block was used: central leased a fresh one, after every number issued so far.
+        # Half the cash block was used: central leased a fresh one, just below it, clear of the web's numbers.
         wait_until(lambda: len(kiosk.offline.blocks_for("cash", kiosk._clock())) == 2, what="a renewal")
-        fresh = kiosk.offline.blocks_for("cash", kiosk._clock())[1]
-        assert fresh.first > int(web[-1][2:])
+        old, fresh = kiosk.offline.blocks_for("cash", kiosk._clock())
+        assert (fresh.first, fresh.last) == (FIRST - SIZE, FIRST - 1) and old.first == FIRST
+        assert web == ["A-002", "A-003"]
         assert number_of(press(kiosk, "cash")) not in numbers  # online again
 
     rows = queue(central)
@@ -134,7 +136,7 @@ def test_a_kiosk_cut_off_from_the_broker_serves_the_hall_and_its_tickets_join_th
     assert len(all_numbers) == len(set(all_numbers))  # no number issued twice
     assert sorted(offline_numbers(central)) == sorted(numbers)  # each offline ticket exactly once
     # In the queue at the time each was printed: interleaved with the web tickets of the outage.
-    assert call_order(central, "cash")[:6] == [online, "A-001", web[0], "A-002", web[1], "A-003"]
+    assert call_order(central, "cash")[:6] == [online, numbers[0], web[0], numbers[1], web[1], numbers[3]]
     by_number = {number: (state, device, at) for number, state, device, at in rows}
     assert all(by_number[n][:2] == ("waiting", "kiosk-1") for n in numbers)
 
@@ -149,7 +151,7 @@ def test_a_kiosk_that_central_does_not_answer_issues_offline_until_central_is_ba
         first = press(kiosk, "cash")  # after the reply timeout
         assert not kiosk.central_reachable
         second = press(kiosk, "cash")  # at once: the kiosk knows central is away
-        assert [number_of(first), number_of(second)] == ["A-001", "A-002"]
+        assert [number_of(first), number_of(second)] == [f"A-{FIRST}", f"A-{FIRST + 1}"]
         assert OFFLINE_TEXT in first and OFFLINE_TEXT in second
 
         back = make_central()
@@ -157,8 +159,8 @@ def test_a_kiosk_that_central_does_not_answer_issues_offline_until_central_is_ba
         assert kiosk.central_reachable
         assert OFFLINE_TEXT not in press(kiosk, "cash")
 
-    assert sorted(offline_numbers(back)) == ["A-001", "A-002"]
-    assert [n for n, *_ in queue(back)].count("A-001") == 1
+    assert sorted(offline_numbers(back)) == [f"A-{FIRST}", f"A-{FIRST + 1}"]
+    assert [n for n, *_ in queue(back)].count(f"A-{FIRST}") == 1
 
 
 def test_a_kiosk_restarted_while_offline_keeps_its_journal_and_never_reprints_a_number(
@@ -176,12 +178,12 @@ def test_a_kiosk_restarted_while_offline_keeps_its_journal_and_never_reprints_a_
     with Kiosk(settings, sim=True, printer=Dummy(), **RECONNECT) as kiosk:
         assert [t.number for t in kiosk.offline.unsent] == before
         after = number_of(press(kiosk, "cash"))
-        assert after == "A-003"
+        assert after == f"A-{FIRST + 2}"
 
         broker.start()
         wait_until(lambda: not kiosk.offline.unsent, timeout=20, what="central to acknowledge them")
 
-    assert sorted(offline_numbers(central)) == ["A-001", "A-002", "A-003"]
+    assert sorted(offline_numbers(central)) == [f"A-{FIRST}", f"A-{FIRST + 1}", f"A-{FIRST + 2}"]
 
 
 def test_after_midnight_a_kiosk_still_cut_off_prints_nothing_from_yesterdays_lease(

@@ -42,6 +42,16 @@ def test_numbers_come_from_the_oldest_block_then_the_next(tmp_path):
     assert book.take("accounts", MORNING) is None  # no block at all
 
 
+def test_a_renewal_leased_below_its_block_is_used_after_it(tmp_path):
+    book = OfflineBook(tmp_path / "journal.json")
+    # Central leases from the top of the day down: the renewal (id 2) has the lower numbers.
+    book.set_lease(lease(block(1, 950, 999, used=997), block(2, 900, 949)))
+
+    numbers = [book.take("cash", MORNING).number for _ in range(3)]
+
+    assert numbers == ["A-998", "A-999", "A-900"]
+
+
 def test_numbers_central_has_seen_used_are_skipped(tmp_path):
     book = OfflineBook(tmp_path / "journal.json")
     book.set_lease(lease(block(1, 1, 10, used=4)))
