@@ -42,10 +42,10 @@ def _summary(name: str, samples: list[float]) -> str:
             f"   max {ms[-1]:7.1f} ms")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--presses", type=int, default=50)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="nextup-bench-") as tmp:
         folder = Path(tmp)
         db = f"sqlite:///{folder / 'nextup.sqlite3'}"
