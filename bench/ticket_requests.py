@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 
-from bench.site import bench_site, latency_line
+from bench.site import bench_site, latency_line, percentile
 from nextup.contract import QOS, Topics
 from nextup.mqtt import no_delay
 
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     print("kiosk ticket request -> reply (one at a time)")
     print("  " + latency_line("raw MQTT round trip (baseline)", raw_latency))
     print("  " + latency_line("ticket through central + SQLite", ticket_latency))
-    print(f"  ratio p50 {sorted(ticket_latency)[len(ticket_latency)//2] / sorted(raw_latency)[len(raw_latency)//2]:.1f}x")
+    print(f"  ratio p50 {percentile(ticket_latency, 50) / percentile(raw_latency, 50):.1f}x")
     print(f"throughput with {args.window} requests in flight")
     print(f"  raw MQTT round trips (baseline)   {raw_rate:8.0f} /s")
     print(f"  tickets through central + SQLite  {ticket_rate:8.0f} /s  ({ticket_rate / raw_rate:.0%} of raw)")

@@ -221,3 +221,23 @@ def test_one_instance_alone_publishes_every_state_as_before(hall: Any, broker: R
 
     a.coordinator.issue_ticket("cash", channel=Channel.API)
     assert _until(lambda: _retained_board(mqtt_peer, broker.central_url).waiting == {"cash": 1}, 5)
+
+
+def test_shared_instances_get_client_ids_stable_across_restarts_and_distinct_per_folder(
+        tmp_path: Path) -> None:
+    from central.runner import shared_central_id
+
+    a = Settings(site="main", instance=str(tmp_path / "a"))
+    b = Settings(site="main", instance=str(tmp_path / "b"))
+    assert shared_central_id(a) == shared_central_id(Settings(site="main", instance=str(tmp_path / "a")))
+    assert shared_central_id(a) != shared_central_id(b)
+    assert shared_central_id(a).startswith("central-main-")
+
+
+def test_nextup_central_is_shared_by_flag_or_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nextup.cli import central
+
+    assert central.make_context("central", ["--shared"]).params["shared"] is True
+    assert central.make_context("central", []).params["shared"] is False
+    monkeypatch.setenv("NEXTUP_SHARED", "1")
+    assert central.make_context("central", []).params["shared"] is True
