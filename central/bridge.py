@@ -122,8 +122,9 @@ class Bridge:
     def start(self) -> Bridge:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = SESSION_EXPIRY_S
-        self.client.connect_async(self.url.host, self.url.port, keepalive=30, clean_start=False,
-                                  properties=props)
+        self.client.connect_async(
+            self.url.host, self.url.port, keepalive=30, clean_start=False, properties=props
+        )
         self.client.loop_start()
         return self
 
@@ -152,7 +153,8 @@ class Bridge:
         if self.connected.is_set() or self.reconnects:
             self.reconnects += 1
         _, self._subscribe_mid = client.subscribe(
-            [(topic, QOS) for topic in self.topics.central_subscriptions(self.shared)])
+            [(topic, QOS) for topic in self.topics.central_subscriptions(self.shared)]
+        )
         if self.retained is not None:
             self.retained.attach(client)
         log.info("central connected to the broker", extra={"session_present": flags.session_present})
@@ -178,15 +180,21 @@ class Bridge:
 
     def publish(self, messages: list[Message]) -> None:
         for message in messages:
-            if self.retained is not None and message.retain and self.retained.outdated(message.topic,
-                                                                                        message.payload):
+            if (
+                self.retained is not None
+                and message.retain
+                and self.retained.outdated(message.topic, message.payload)
+            ):
                 continue
             props = None
             if message.expiry_s is not None:
                 props = Properties(PacketTypes.PUBLISH)
                 props.MessageExpiryInterval = message.expiry_s
-            self._track(self.client.publish(message.topic, message.payload, qos=QOS, retain=message.retain,
-                                            properties=props))
+            self._track(
+                self.client.publish(
+                    message.topic, message.payload, qos=QOS, retain=message.retain, properties=props
+                )
+            )
 
     def _track(self, info: mqtt.MQTTMessageInfo) -> None:
         sent = getattr(self._local, "sent", None)
@@ -210,8 +218,9 @@ class Bridge:
             self._local.sent = None
             self._ack_when_published(client, msg, sent)
 
-    def _ack_when_published(self, client: mqtt.Client, msg: mqtt.MQTTMessage,
-                            sent: list[mqtt.MQTTMessageInfo]) -> None:
+    def _ack_when_published(
+        self, client: mqtt.Client, msg: mqtt.MQTTMessage, sent: list[mqtt.MQTTMessageInfo]
+    ) -> None:
         with self._ack_lock:
             waiting = {info.mid for info in sent if not _published(info)}
             if waiting:
@@ -244,25 +253,39 @@ class Bridge:
         try:
             parsed = model.parse(payload)
         except NextupError as exc:
-            self.rejections.reject(exc.code, f"{route.kind} from {route.device_id}: {exc.message}",
-                                   device=route.device_id)
+            self.rejections.reject(
+                exc.code, f"{route.kind} from {route.device_id}: {exc.message}", device=route.device_id
+            )
             return
         try:
             if isinstance(parsed, TicketRequest):
                 reply = self.coordinator.handle_ticket_request(route.device_id, parsed)
                 self._reply(route.device_id, reply.to_json(), properties)
-                log.info("ticket request answered", extra={
-                    "request_id": parsed.request_id, "device": route.device_id,
-                    "ticket": reply.ticket.number if reply.ticket else None,
-                    "reason": reply.error.code if reply.error else None})
+                log.info(
+                    "ticket request answered",
+                    extra={
+                        "request_id": parsed.request_id,
+                        "device": route.device_id,
+                        "ticket": reply.ticket.number if reply.ticket else None,
+                        "reason": reply.error.code if reply.error else None,
+                    },
+                )
             elif isinstance(parsed, Command):
                 result = self.coordinator.handle_command(route.device_id, parsed)
                 # One line per press, with the id the unit logged when it sent it and the ticket now called.
                 current = result.state.current
-                log.info("command %s %s%s", parsed.action, "done" if result.ok else "refused",
-                         f": {result.error['message']}" if result.error else "", extra={
-                             "command_id": parsed.command_id, "device": route.device_id,
-                             "point": result.state.serial, "ticket": current.number if current else None})
+                log.info(
+                    "command %s %s%s",
+                    parsed.action,
+                    "done" if result.ok else "refused",
+                    f": {result.error['message']}" if result.error else "",
+                    extra={
+                        "command_id": parsed.command_id,
+                        "device": route.device_id,
+                        "point": result.state.serial,
+                        "ticket": current.number if current else None,
+                    },
+                )
             elif isinstance(parsed, TicketPrinted):
                 self.coordinator.handle_ticket_printed(route.device_id, parsed)
             elif isinstance(parsed, DeviceStatus):
@@ -272,8 +295,9 @@ class Bridge:
             elif isinstance(parsed, LeaseRequest):
                 leases.grant_leases(self.coordinator, route.device_id, parsed)
         except NextupError as exc:
-            self.rejections.reject(exc.code, f"{route.kind} from {route.device_id}: {exc.message}",
-                                   device=route.device_id)
+            self.rejections.reject(
+                exc.code, f"{route.kind} from {route.device_id}: {exc.message}", device=route.device_id
+            )
 
     def _reply(self, device_id: str, payload: bytes, request_props: Properties | None) -> None:
         default = self.topics.ticket_reply(device_id)

@@ -187,8 +187,20 @@ class Coordinator:
 
     def _site_row(self, s: Session) -> SiteRow:
         row = s.get(SiteRow, 1)
-        return row if row is not None else SiteRow(id=1, name="Nextup", timezone="UTC", language="en",
-                                                    policy="strict", aging_after_s=600, ratio=[], version=0)
+        return (
+            row
+            if row is not None
+            else SiteRow(
+                id=1,
+                name="Nextup",
+                timezone="UTC",
+                language="en",
+                policy="strict",
+                aging_after_s=600,
+                ratio=[],
+                version=0,
+            )
+        )
 
     def rules(self, s: Session) -> SiteRules:
         """The site's rules, read again only when the configuration changed."""
@@ -265,24 +277,29 @@ class Coordinator:
         return [(done - called).total_seconds() for called, done in rows if called and done]
 
     def _active_points_for(self, s: Session, service_id: int) -> int:
-        return s.scalar(
-            select(func.count(PointRow.id))
-            .join(PointRow.services)
-            .where(ServiceRow.id == service_id, PointRow.active.is_(True))
-        ) or 0
+        return (
+            s.scalar(
+                select(func.count(PointRow.id))
+                .join(PointRow.services)
+                .where(ServiceRow.id == service_id, PointRow.active.is_(True))
+            )
+            or 0
+        )
 
     def _ahead_and_eta(self, s: Session, rules: SiteRules, row: TicketRow, now: datetime) -> tuple[int, int]:
         if row.state != TicketState.WAITING.value:
             return 0, 0
         # Light rows, not ORM objects: a long queue is read on every ticket issued.
         waiting = s.execute(
-            select(TicketRow.id, TicketRow.priority_rank, TicketRow.issued_at, TicketRow.seq, TicketRow.number)
-            .where(TicketRow.state == TicketState.WAITING.value, TicketRow.service_id == row.service_id)
+            select(
+                TicketRow.id, TicketRow.priority_rank, TicketRow.issued_at, TicketRow.seq, TicketRow.number
+            ).where(TicketRow.state == TicketState.WAITING.value, TicketRow.service_id == row.service_id)
         ).all()
         order = rules.policy.call_order(waiting, now)
         ahead = next(i for i, t in enumerate(order) if t.id == row.id)
-        eta = estimate_wait_s(ahead, self._recent_service_s(s, row.service_id),
-                              self._active_points_for(s, row.service_id))
+        eta = estimate_wait_s(
+            ahead, self._recent_service_s(s, row.service_id), self._active_points_for(s, row.service_id)
+        )
         return ahead, eta
 
     # --- states to publish --------------------------------------------------
@@ -291,8 +308,12 @@ class Coordinator:
         if s.get(SiteRow, 1) is None:
             s.add(self._site_row(s))
             s.flush()
-        return s.execute(update(SiteRow).where(SiteRow.id == 1).values(version=SiteRow.version + 1)
-                         .returning(SiteRow.version)).scalar_one()
+        return s.execute(
+            update(SiteRow)
+            .where(SiteRow.id == 1)
+            .values(version=SiteRow.version + 1)
+            .returning(SiteRow.version)
+        ).scalar_one()
 
     def _waiting_counts(self, s: Session) -> dict[int, int]:
         rows = s.execute(
@@ -307,8 +328,10 @@ class Coordinator:
         services = list(s.scalars(select(ServiceRow).order_by(ServiceRow.key)))
         names = {p.serial: p.name for p in s.scalars(select(PointRow))}
         rows = s.scalars(
-            select(TicketRow).where(TicketRow.called_at.is_not(None), TicketRow.point_serial.is_not(None))
-            .order_by(TicketRow.called_at.desc()).limit(BOARD_CALLS)
+            select(TicketRow)
+            .where(TicketRow.called_at.is_not(None), TicketRow.point_serial.is_not(None))
+            .order_by(TicketRow.called_at.desc())
+            .limit(BOARD_CALLS)
         )
         return Board(
             calls=[_call_info(r, names) for r in rows],
@@ -325,8 +348,9 @@ class Coordinator:
         )
         return {serial: Current(number, key) for serial, number, key in rows}
 
-    def _point_state(self, row: PointRow, version: int, counts: dict[int, int],
-                     called: dict[int, Current]) -> PointState:
+    def _point_state(
+        self, row: PointRow, version: int, counts: dict[int, int], called: dict[int, Current]
+    ) -> PointState:
         return PointState(
             serial=row.serial,
             name=row.name,
@@ -346,20 +370,28 @@ class Coordinator:
         return SiteState(
             name=rules.name,
             open=is_open,
-            services=[ServiceInfo(v.key, v.name, v.prefix, v.active) for v in sorted(rules.services.values(),
-                                                                                      key=lambda v: v.key)],
+            services=[
+                ServiceInfo(v.key, v.name, v.prefix, v.active)
+                for v in sorted(rules.services.values(), key=lambda v: v.key)
+            ],
             opens_at=opens.isoformat() if opens else None,
         )
 
-    def _changes(self, s: Session, service_ids: Iterable[int], points: Iterable[PointRow] = ()) -> list[Message]:
+    def _changes(
+        self, s: Session, service_ids: Iterable[int], points: Iterable[PointRow] = ()
+    ) -> list[Message]:
         """Board and the states of ``points`` and of every point providing ``service_ids``."""
         version = self._bump_version(s)
         counts = self._waiting_counts(s)
         affected = {p.serial: p for p in points}
         ids = set(service_ids)
         if ids:
-            providing = (select(PointRow).join(PointRow.services).where(ServiceRow.id.in_(ids))
-                         .options(selectinload(PointRow.services)))
+            providing = (
+                select(PointRow)
+                .join(PointRow.services)
+                .where(ServiceRow.id.in_(ids))
+                .options(selectinload(PointRow.services))
+            )
             for p in s.scalars(providing).unique():
                 affected.setdefault(p.serial, p)
         messages = [Message(self.topics.board, self._board(s, version, counts).to_json(), retain=True)]
@@ -385,8 +417,9 @@ class Coordinator:
                 messages.append(Message(self.topics.point_state(p.serial), state.to_json(), retain=True))
             site = self._site_row(s)
             for d in s.scalars(select(DeviceRow).order_by(DeviceRow.id)):
-                config = DeviceConfig(kind=d.kind, point=d.point_serial, language=d.language or site.language,
-                                      buttons=d.buttons)
+                config = DeviceConfig(
+                    kind=d.kind, point=d.point_serial, language=d.language or site.language, buttons=d.buttons
+                )
                 messages.append(Message(self.topics.device_config(d.id), config.to_json(), retain=True))
         return messages
 
@@ -404,8 +437,12 @@ class Coordinator:
 
     def point_state(self, serial: int) -> PointState:
         with self.store.read() as s:
-            return self._point_state(self._point_row(s, serial), self._site_row(s).version,
-                                     self._waiting_counts(s), self._called(s))
+            return self._point_state(
+                self._point_row(s, serial),
+                self._site_row(s).version,
+                self._waiting_counts(s),
+                self._called(s),
+            )
 
     def services(self) -> list[tuple[Service, int]]:
         """Active services with how many wait for each."""
@@ -432,21 +469,43 @@ class Coordinator:
         return view
 
     def _issue(
-        self, s: Session, service_key: str, priority_key: str | None, channel: Channel,
-        language: str | None, device_id: str | None,
+        self,
+        s: Session,
+        service_key: str,
+        priority_key: str | None,
+        channel: Channel,
+        language: str | None,
+        device_id: str | None,
     ) -> tuple[TicketView, list[Message]]:
         now = self.clock()
         rules = self.rules(s)
         service, priority = rules.check_can_issue(service_key, priority_key, channel, now)
         service_row = s.scalars(select(ServiceRow).where(ServiceRow.key == service.key)).one()
         seq = self._next_seq(s, service_row.id, service_day(now, rules.tz))
-        ticket = new_ticket(rules, service, priority, seq=seq, now=now, channel=channel,
-                            token=secrets.token_urlsafe(24), language=language)
+        ticket = new_ticket(
+            rules,
+            service,
+            priority,
+            seq=seq,
+            now=now,
+            channel=channel,
+            token=secrets.token_urlsafe(24),
+            language=language,
+        )
         row = TicketRow(
-            number=ticket.number, day=ticket.day, seq=ticket.seq, service_id=service_row.id,
-            priority=ticket.priority, priority_rank=ticket.priority_rank, channel=ticket.channel.value,
-            token=ticket.token, language=ticket.language, state=ticket.state.value, issued_at=now,
-            calls=0, device_id=device_id,
+            number=ticket.number,
+            day=ticket.day,
+            seq=ticket.seq,
+            service_id=service_row.id,
+            priority=ticket.priority,
+            priority_rank=ticket.priority_rank,
+            channel=ticket.channel.value,
+            token=ticket.token,
+            language=ticket.language,
+            state=ticket.state.value,
+            issued_at=now,
+            calls=0,
+            device_id=device_id,
         )
         row.service = service_row
         s.add(row)
@@ -462,9 +521,18 @@ class Coordinator:
 
     def _view(self, row: TicketRow, ahead: int, eta: int, point_name: str | None) -> TicketView:
         return TicketView(
-            number=row.number, service=row.service.key, service_name=row.service.name, state=row.state,
-            ahead=ahead, eta_s=eta, point=row.point_serial, point_name=point_name, token=row.token,
-            track_url=self.track_url(row.token), issued_at=row.issued_at, called_at=row.called_at,
+            number=row.number,
+            service=row.service.key,
+            service_name=row.service.name,
+            state=row.state,
+            ahead=ahead,
+            eta_s=eta,
+            point=row.point_serial,
+            point_name=point_name,
+            token=row.token,
+            track_url=self.track_url(row.token),
+            issued_at=row.issued_at,
+            called_at=row.called_at,
             language=row.language,
         )
 
@@ -484,7 +552,9 @@ class Coordinator:
         """The client gives up their place."""
         now = self.clock()
         with self.store.write() as s:
-            row = s.scalars(self.store.for_update(select(TicketRow).where(TicketRow.token == token))).one_or_none()
+            row = s.scalars(
+                self.store.for_update(select(TicketRow).where(TicketRow.token == token))
+            ).one_or_none()
             if row is None:
                 raise UnknownTicket("There is no such ticket")
             _apply(row, _ticket(row).cancel(now))
@@ -507,15 +577,30 @@ class Coordinator:
                     device = self._device_row(s, device_id, DeviceKind.KIOSK)
                     try:
                         with s.begin_nested():
-                            view, messages = self._issue(s, request.service, request.priority, Channel.KIOSK,
-                                                         request.language or device.language, device_id)
-                        reply = TicketReply.success(request.request_id, IssuedTicket(
-                            view.number, view.service, view.ahead, view.eta_s, view.track_url))
+                            view, messages = self._issue(
+                                s,
+                                request.service,
+                                request.priority,
+                                Channel.KIOSK,
+                                request.language or device.language,
+                                device_id,
+                            )
+                        reply = TicketReply.success(
+                            request.request_id,
+                            IssuedTicket(view.number, view.service, view.ahead, view.eta_s, view.track_url),
+                        )
                     except NextupError as exc:
                         messages = []
                         reply = TicketReply.failure(request.request_id, exc.code, exc.message)
-                    s.add(ProcessedMessageRow(source=source, message_id=request.request_id, kind="ticket",
-                                              response=reply.to_dict(), at=self.clock()))
+                    s.add(
+                        ProcessedMessageRow(
+                            source=source,
+                            message_id=request.request_id,
+                            kind="ticket",
+                            response=reply.to_dict(),
+                            at=self.clock(),
+                        )
+                    )
             except IntegrityError:
                 continue  # the same request committed by another instance meanwhile: answer as it did
             self._emit(messages)
@@ -527,7 +612,8 @@ class Coordinator:
         with self.store.write() as s:
             self._device_row(s, device_id, DeviceKind.KIOSK)
             row = s.scalars(
-                select(TicketRow).where(TicketRow.device_id == device_id, TicketRow.number == report.number)
+                select(TicketRow)
+                .where(TicketRow.device_id == device_id, TicketRow.number == report.number)
                 .order_by(TicketRow.issued_at.desc())
             ).first()
             if row is None:
@@ -547,8 +633,9 @@ class Coordinator:
             if device.point_serial is None:
                 raise NotPermitted(f"Device {device_id!r} drives no point")
             serial = device.point_serial
-        return self.point_command(serial, PointAction(command.action), command_id=command.command_id,
-                                  source=f"device:{device_id}")
+        return self.point_command(
+            serial, PointAction(command.action), command_id=command.command_id, source=f"device:{device_id}"
+        )
 
     def point_command(
         self,
@@ -560,7 +647,7 @@ class Coordinator:
         specialist_id: int | None = None,
         service: str | None = None,
     ) -> CommandResult:
-        """Do ``action`` at point ``serial`` once per ``command_id``; a refused action is recorded, not raised.
+        """Do ``action`` at point ``serial`` once per ``command_id``; a refusal is recorded, not raised.
 
         ``action`` is a PointAction or "transfer" (to ``service``, from the console).
         """
@@ -578,16 +665,26 @@ class Coordinator:
                     except NextupError as exc:
                         services, extra = [], []
                         error = {"code": exc.code, "message": exc.message}
-                        log.info("command refused", extra={"command_id": command_id, "point": serial,
-                                                           "reason": exc.message})
+                        log.info(
+                            "command refused",
+                            extra={"command_id": command_id, "point": serial, "reason": exc.message},
+                        )
                     point.last_command_id = command_id
                     point.last_error = error
                     messages = self._changes(s, services, [point]) + extra
-                    state = PointState.parse(next(m.payload for m in messages
-                                                  if m.topic == self.topics.point_state(serial)))
+                    state = PointState.parse(
+                        next(m.payload for m in messages if m.topic == self.topics.point_state(serial))
+                    )
                     result = CommandResult(command_id, error is None, error, state)
-                    s.add(ProcessedMessageRow(source=source, message_id=command_id, kind="command",
-                                              response=_command_dict(result), at=self.clock()))
+                    s.add(
+                        ProcessedMessageRow(
+                            source=source,
+                            message_id=command_id,
+                            kind="command",
+                            response=_command_dict(result),
+                            at=self.clock(),
+                        )
+                    )
             except IntegrityError:
                 continue
             self._emit(messages)
@@ -595,7 +692,11 @@ class Coordinator:
         raise RuntimeError("command kept conflicting")
 
     def _act(
-        self, s: Session, point: PointRow, action: PointAction | str, specialist_id: int | None,
+        self,
+        s: Session,
+        point: PointRow,
+        action: PointAction | str,
+        specialist_id: int | None,
         service_key: str | None,
     ) -> tuple[list[int], list[Message]]:
         """Apply one action; the service ids whose queues changed and any extra messages."""
@@ -648,18 +749,23 @@ class Coordinator:
             return [row.service_id], []
         raise IllegalTransition(f"Unknown action {action}")
 
-    def _call_next(self, s: Session, point: PointRow, specialist_id: int | None,
-                   now: datetime) -> tuple[list[int], list[Message]]:
+    def _call_next(
+        self, s: Session, point: PointRow, specialist_id: int | None, now: datetime
+    ) -> tuple[list[int], list[Message]]:
         """The client at the point is done, then the next one is called."""
         # One statement locks the point's current ticket and the waiting ones, in id order:
         # two points locking in separate steps could each hold a row the other waits for.
         statement = (
             select(TicketRow)
-            .where(or_(
-                and_(TicketRow.state == TicketState.WAITING.value,
-                     TicketRow.service_id.in_([svc.id for svc in point.services])),
-                and_(TicketRow.state == TicketState.CALLED.value, TicketRow.point_serial == point.serial),
-            ))
+            .where(
+                or_(
+                    and_(
+                        TicketRow.state == TicketState.WAITING.value,
+                        TicketRow.service_id.in_([svc.id for svc in point.services]),
+                    ),
+                    and_(TicketRow.state == TicketState.CALLED.value, TicketRow.point_serial == point.serial),
+                )
+            )
             .order_by(TicketRow.id)
         )
         rows = list(s.scalars(self.store.for_update(statement)))
@@ -673,23 +779,42 @@ class Coordinator:
             touched.append(current.service_id)
         by_id = {r.id: r for r in waiting_rows}
         called, ratio_state = call_next(
-            domain_point, [_ticket(r) for r in waiting_rows], self.rules(s).policy, now,
-            tuple(point.ratio_state or ()))
+            domain_point,
+            [_ticket(r) for r in waiting_rows],
+            self.rules(s).policy,
+            now,
+            tuple(point.ratio_state or ()),
+        )
         point.ratio_state = list(ratio_state)
         row = by_id[called.id]  # type: ignore[index]
         _apply(row, called)
         row.specialist_id = specialist_id
         self._event(s, row, "called", now, point.serial, specialist_id)
         touched.append(row.service_id)
-        call = Message(self.topics.call, _call_info(row, {point.serial: point.name}).to_json(),
-                       expiry_s=CALL_EXPIRY_S)
+        call = Message(
+            self.topics.call, _call_info(row, {point.serial: point.name}).to_json(), expiry_s=CALL_EXPIRY_S
+        )
         return touched, [call]
 
     @staticmethod
-    def _event(s: Session, row: TicketRow, kind: str, now: datetime, serial: int | None = None,
-               specialist_id: int | None = None) -> None:
-        s.add(TicketEventRow(ticket_id=row.id, at=now, kind=kind, point_serial=serial,
-                             service_key=row.service.key, specialist_id=specialist_id))
+    def _event(
+        s: Session,
+        row: TicketRow,
+        kind: str,
+        now: datetime,
+        serial: int | None = None,
+        specialist_id: int | None = None,
+    ) -> None:
+        s.add(
+            TicketEventRow(
+                ticket_id=row.id,
+                at=now,
+                kind=kind,
+                point_serial=serial,
+                service_key=row.service.key,
+                specialist_id=specialist_id,
+            )
+        )
 
     # --- devices -------------------------------------------------------------
 
@@ -709,8 +834,11 @@ class Coordinator:
     def waiting_at_closing(self) -> list[TicketView]:
         """Tickets still waiting (shown to the admin when the site has closed)."""
         with self.store.read() as s:
-            rows = s.scalars(select(TicketRow).where(TicketRow.state == TicketState.WAITING.value)
-                             .order_by(TicketRow.issued_at))
+            rows = s.scalars(
+                select(TicketRow)
+                .where(TicketRow.state == TicketState.WAITING.value)
+                .order_by(TicketRow.issued_at)
+            )
             return [self._view(r, 0, 0, None) for r in rows]
 
 
@@ -718,21 +846,35 @@ class Coordinator:
 
 
 def _service(row: ServiceRow) -> Service:
-    return Service(key=row.key, name=row.name, prefix=row.prefix, description=row.description or "",
-                   active=row.active)
+    return Service(
+        key=row.key, name=row.name, prefix=row.prefix, description=row.description or "", active=row.active
+    )
 
 
 def _point(row: PointRow) -> Point:
-    return Point(serial=row.serial, name=row.name, services=frozenset(s.key for s in row.services),
-                 active=row.active)
+    return Point(
+        serial=row.serial, name=row.name, services=frozenset(s.key for s in row.services), active=row.active
+    )
 
 
 def _ticket(row: TicketRow) -> Ticket:
     return Ticket(
-        number=row.number, service=row.service.key, priority=row.priority, priority_rank=row.priority_rank,
-        seq=row.seq, day=row.day, issued_at=row.issued_at, channel=Channel(row.channel), token=row.token,
-        language=row.language, state=TicketState(row.state), point=row.point_serial, called_at=row.called_at,
-        finished_at=row.finished_at, calls=row.calls, id=row.id,
+        number=row.number,
+        service=row.service.key,
+        priority=row.priority,
+        priority_rank=row.priority_rank,
+        seq=row.seq,
+        day=row.day,
+        issued_at=row.issued_at,
+        channel=Channel(row.channel),
+        token=row.token,
+        language=row.language,
+        state=TicketState(row.state),
+        point=row.point_serial,
+        called_at=row.called_at,
+        finished_at=row.finished_at,
+        calls=row.calls,
+        id=row.id,
     )
 
 
@@ -747,14 +889,22 @@ def _apply(row: TicketRow, ticket: Ticket) -> None:
 def _call_info(row: TicketRow, point_names: dict[int, str]) -> CallInfo:
     assert row.point_serial is not None and row.called_at is not None
     return CallInfo(
-        number=row.number, point=row.point_serial, point_name=point_names.get(row.point_serial, ""),
-        service=row.service.key, at=row.called_at.isoformat(), language=row.language,
+        number=row.number,
+        point=row.point_serial,
+        point_name=point_names.get(row.point_serial, ""),
+        service=row.service.key,
+        at=row.called_at.isoformat(),
+        language=row.language,
     )
 
 
 def _command_dict(result: CommandResult) -> dict[str, Any]:
-    return {"command_id": result.command_id, "ok": result.ok, "error": result.error,
-            "state": result.state.to_dict()}
+    return {
+        "command_id": result.command_id,
+        "ok": result.ok,
+        "error": result.error,
+        "state": result.state.to_dict(),
+    }
 
 
 def _command_result(data: dict[str, Any]) -> CommandResult:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -22,14 +23,22 @@ TICK_S = 5.0
 class Central:
     """A running coordinator: store, bridge and (optionally) HTTP server.  Use it in a ``with`` block."""
 
-    def __init__(self, settings: Settings, *, http: tuple[str, int] | None = None, shared: bool = False,
-                 tick_s: float = TICK_S, web_config: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        http: tuple[str, int] | None = None,
+        shared: bool = False,
+        tick_s: float = TICK_S,
+        web_config: dict[str, Any] | None = None,
+    ) -> None:
         check_schema(settings.database)
         self.settings = settings
         self.store = Store(settings.database)
         self.coordinator = Coordinator(self.store, site=settings.site, public_url=settings.public_url)
-        self.bridge = Bridge(self.coordinator, settings.mqtt, shared=shared,
-                             client_id=settings.central_id or None)
+        self.bridge = Bridge(
+            self.coordinator, settings.mqtt, shared=shared, client_id=settings.central_id or None
+        )
         self.app = create_app(self.coordinator, bridge=self.bridge, config=web_config)
         self.http = http
         self.tick_s = tick_s
@@ -49,8 +58,9 @@ class Central:
             from waitress.server import create_server
 
             # Each open live stream (server-sent events) holds a thread: live.MAX_STREAMS of them at most.
-            self._server = create_server(self.app, host=self.http[0], port=self.http[1], threads=32,
-                                         ident="nextup")
+            self._server = create_server(
+                self.app, host=self.http[0], port=self.http[1], threads=32, ident="nextup"
+            )
             self._spawn(self._serve_http, "http")
         self._spawn(self._tick, "tick")
         return self
@@ -73,8 +83,11 @@ class Central:
         the site opens or closes, or `nextup site apply` ran in another process."""
         while not self._stopping.wait(self.tick_s):
             try:
-                current = [m for m in self.coordinator.snapshot()
-                           if m.topic == self.coordinator.topics.site_state or "/config" in m.topic]
+                current = [
+                    m
+                    for m in self.coordinator.snapshot()
+                    if m.topic == self.coordinator.topics.site_state or "/config" in m.topic
+                ]
                 if current != self._published_site and self.bridge.connected.is_set():
                     self.bridge.publish([m for m in current if m not in self._published_site])
                     self._published_site = current
@@ -125,9 +138,13 @@ def run_central(settings: Settings, *, host: str, port: int, shared: bool = Fals
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     with Central(settings, http=(host, port), shared=shared) as central:
-        log.info("nextup central: http://%s:%s, broker %r%s", host, central.http_port, settings.mqtt,
-                 " (shared)" if shared else "", extra={"central_id": settings.central_id or None})
-        try:
+        log.info(
+            "nextup central: http://%s:%s, broker %r%s",
+            host,
+            central.http_port,
+            settings.mqtt,
+            " (shared)" if shared else "",
+            extra={"central_id": settings.central_id or None},
+        )
+        with contextlib.suppress(KeyboardInterrupt):
             done.wait()
-        except KeyboardInterrupt:
-            pass

@@ -83,18 +83,37 @@ def apply_site(store: Store, spec: SiteSpec) -> Changes:
 def _site(s: Session, spec: SiteSpec, changes: Changes) -> None:
     row = s.get(SiteRow, 1)
     if row is None:
-        row = SiteRow(id=1, version=0, name=spec.name, timezone=spec.timezone, language=spec.language,
-                      policy=spec.policy.value, aging_after_s=spec.aging_after_s, ratio=list(spec.ratio))
+        row = SiteRow(
+            id=1,
+            version=0,
+            name=spec.name,
+            timezone=spec.timezone,
+            language=spec.language,
+            policy=spec.policy.value,
+            aging_after_s=spec.aging_after_s,
+            ratio=list(spec.ratio),
+        )
         s.add(row)
         changes.note("site created")
         return
-    changes.set(row, "site", name=spec.name, timezone=spec.timezone, language=spec.language,
-                policy=spec.policy.value, aging_after_s=spec.aging_after_s, ratio=list(spec.ratio))
+    changes.set(
+        row,
+        "site",
+        name=spec.name,
+        timezone=spec.timezone,
+        language=spec.language,
+        policy=spec.policy.value,
+        aging_after_s=spec.aging_after_s,
+        ratio=list(spec.ratio),
+    )
 
 
 def _hours(s: Session, spec: SiteSpec, changes: Changes) -> None:
-    wanted = sorted((day, start.strftime("%H:%M"), end.strftime("%H:%M"))
-                    for day, intervals in spec.hours.items() for start, end in intervals)
+    wanted = sorted(
+        (day, start.strftime("%H:%M"), end.strftime("%H:%M"))
+        for day, intervals in spec.hours.items()
+        for start, end in intervals
+    )
     have = sorted((r.weekday, r.opens, r.closes) for r in s.scalars(select(OpeningIntervalRow)))
     if wanted != have:
         s.execute(delete(OpeningIntervalRow))
@@ -108,8 +127,16 @@ def _hours(s: Session, spec: SiteSpec, changes: Changes) -> None:
 
 
 def _sync(
-    s: Session, model: type, key: str, specs: dict[Any, Any], changes: Changes, label: str,
-    create: Callable[[Any], Any], update: Callable[[Any, Any], None], *, remove: bool = True,
+    s: Session,
+    model: type,
+    key: str,
+    specs: dict[Any, Any],
+    changes: Changes,
+    label: str,
+    create: Callable[[Any], Any],
+    update: Callable[[Any, Any], None],
+    *,
+    remove: bool = True,
 ) -> dict[Any, Any]:
     """Create, update and remove rows of ``model`` so that they match ``specs`` (by ``key``)."""
     rows = {getattr(r, key): r for r in s.scalars(select(model))}
@@ -130,20 +157,34 @@ def _sync(
 
 def _priorities(s: Session, spec: SiteSpec, changes: Changes) -> None:
     _sync(
-        s, PriorityRow, "key", {p.key: p for p in spec.priorities}, changes, "priority class",
+        s,
+        PriorityRow,
+        "key",
+        {p.key: p for p in spec.priorities},
+        changes,
+        "priority class",
         create=lambda p: PriorityRow(key=p.key, name=p.name, rank=p.rank, public=p.public),
-        update=lambda r, p: changes.set(r, f"priority class {p.key}", name=p.name, rank=p.rank, public=p.public),
+        update=lambda r, p: changes.set(
+            r, f"priority class {p.key}", name=p.name, rank=p.rank, public=p.public
+        ),
     )
 
 
 def _services(s: Session, spec: SiteSpec, changes: Changes) -> dict[str, ServiceRow]:
     wanted = {v.key: v for v in spec.services}
     rows = _sync(
-        s, ServiceRow, "key", wanted, changes, "service",
-        create=lambda v: ServiceRow(key=v.key, name=v.name, description=v.description, prefix=v.prefix,
-                                    active=v.active),
-        update=lambda r, v: changes.set(r, f"service {v.key}", name=v.name, description=v.description,
-                                        prefix=v.prefix, active=v.active),
+        s,
+        ServiceRow,
+        "key",
+        wanted,
+        changes,
+        "service",
+        create=lambda v: ServiceRow(
+            key=v.key, name=v.name, description=v.description, prefix=v.prefix, active=v.active
+        ),
+        update=lambda r, v: changes.set(
+            r, f"service {v.key}", name=v.name, description=v.description, prefix=v.prefix, active=v.active
+        ),
         remove=False,
     )
     for key, row in rows.items():
@@ -153,7 +194,9 @@ def _services(s: Session, spec: SiteSpec, changes: Changes) -> dict[str, Service
     return rows
 
 
-def _points(s: Session, spec: SiteSpec, services: dict[str, ServiceRow], changes: Changes) -> dict[int, PointRow]:
+def _points(
+    s: Session, spec: SiteSpec, services: dict[str, ServiceRow], changes: Changes
+) -> dict[int, PointRow]:
     def update(row: PointRow, p: Any) -> None:
         changes.set(row, f"point {p.serial}", name=p.name, active=p.active)
         if sorted(v.key for v in row.services) != sorted(p.services):
@@ -161,9 +204,19 @@ def _points(s: Session, spec: SiteSpec, services: dict[str, ServiceRow], changes
             changes.note(f"point {p.serial}: services set")
 
     return _sync(
-        s, PointRow, "serial", {p.serial: p for p in spec.points}, changes, "point",
-        create=lambda p: PointRow(serial=p.serial, name=p.name, active=p.active, ratio_state=[],
-                                  services=[services[k] for k in sorted(p.services)]),
+        s,
+        PointRow,
+        "serial",
+        {p.serial: p for p in spec.points},
+        changes,
+        "point",
+        create=lambda p: PointRow(
+            serial=p.serial,
+            name=p.name,
+            active=p.active,
+            ratio_state=[],
+            services=[services[k] for k in sorted(p.services)],
+        ),
         update=update,
     )
 
@@ -175,11 +228,28 @@ def _devices(s: Session, spec: SiteSpec, changes: Changes) -> None:
         return {name: {"service": b.service, "priority": b.priority} for name, b in d.buttons.items()}
 
     _sync(
-        s, DeviceRow, "id", {d.id: d for d in spec.devices}, changes, "device",
-        create=lambda d: DeviceRow(id=d.id, kind=d.kind.value, point_serial=d.point, language=d.language,
-                                   buttons=buttons(d), online=False),
-        update=lambda r, d: changes.set(r, f"device {d.id}", kind=d.kind.value, point_serial=d.point,
-                                        language=d.language, buttons=buttons(d)),
+        s,
+        DeviceRow,
+        "id",
+        {d.id: d for d in spec.devices},
+        changes,
+        "device",
+        create=lambda d: DeviceRow(
+            id=d.id,
+            kind=d.kind.value,
+            point_serial=d.point,
+            language=d.language,
+            buttons=buttons(d),
+            online=False,
+        ),
+        update=lambda r, d: changes.set(
+            r,
+            f"device {d.id}",
+            kind=d.kind.value,
+            point_serial=d.point,
+            language=d.language,
+            buttons=buttons(d),
+        ),
     )
 
 
@@ -192,9 +262,15 @@ def _users(s: Session, spec: SiteSpec, points: dict[int, PointRow], changes: Cha
 
     # Users made with `nextup user add` and not in the file are kept.
     _sync(
-        s, UserRow, "name", {u.name: u for u in spec.users}, changes, "user",
-        create=lambda u: UserRow(name=u.name, role=u.role, active=True,
-                                 points=[points[n] for n in sorted(u.points)]),
+        s,
+        UserRow,
+        "name",
+        {u.name: u for u in spec.users},
+        changes,
+        "user",
+        create=lambda u: UserRow(
+            name=u.name, role=u.role, active=True, points=[points[n] for n in sorted(u.points)]
+        ),
         update=update,
         remove=False,
     )

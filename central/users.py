@@ -41,7 +41,7 @@ def verify_password(stored_hash: str | None, password: str) -> bool:
 
 
 def set_user(store: Store, name: str, role: str, password: str) -> None:
-    """Create ``name`` with ``role`` and ``password``, or give an existing user (e.g. from the site file) both."""
+    """Create ``name`` with ``role`` and ``password``, or give both to an existing user."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     password_hash = hash_password(password)

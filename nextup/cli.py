@@ -35,11 +35,17 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--http", "http", default="127.0.0.1:8000", show_default=True, help="HOST:PORT to serve HTTP on")
+@click.option(
+    "--http", "http", default="127.0.0.1:8000", show_default=True, help="HOST:PORT to serve HTTP on"
+)
 @click.option("--config", type=click.Path(exists=True, dir_okay=False), help="TOML settings file")
-@click.option("--shared", is_flag=True, envvar="NEXTUP_SHARED",
-              help="one of several instances on one PostgreSQL sharing the site's devices (MQTT 5 shared "
-                   "subscriptions); each needs its own NEXTUP_CENTRAL_ID or NEXTUP_INSTANCE folder")
+@click.option(
+    "--shared",
+    is_flag=True,
+    envvar="NEXTUP_SHARED",
+    help="one of several instances on one PostgreSQL sharing the site's devices (MQTT 5 shared "
+    "subscriptions); each needs its own NEXTUP_CENTRAL_ID or NEXTUP_INSTANCE folder",
+)
 def central(http: str, config: str | None, shared: bool) -> None:
     """Run the coordinator: HTTP server and MQTT bridge."""
     from central.runner import run_central
@@ -111,8 +117,12 @@ def _logs(settings: settings_mod.Settings, kind: str) -> None:
 
 
 def _edge_options(func):  # type: ignore[no-untyped-def]
-    func = click.option("--sim", is_flag=True, help="mock pins (gpiozero MockFactory) and a dummy printer")(func)
-    return click.option("--config", type=click.Path(exists=True, dir_okay=False), help="device TOML file")(func)
+    func = click.option("--sim", is_flag=True, help="mock pins (gpiozero MockFactory) and a dummy printer")(
+        func
+    )
+    return click.option("--config", type=click.Path(exists=True, dir_okay=False), help="device TOML file")(
+        func
+    )
 
 
 @main.command()
@@ -141,7 +151,9 @@ def point(config: str | None, sim: bool) -> None:
 
 @main.command()
 @_edge_options
-@click.option("--screenshot", type=click.Path(dir_okay=False), help="write the frame as PNG after each redraw")
+@click.option(
+    "--screenshot", type=click.Path(dir_okay=False), help="write the frame as PNG after each redraw"
+)
 def display(config: str | None, sim: bool, screenshot: str | None) -> None:
     """The hall display: calls and waiting counts on an HDMI screen."""
     from edge.display.app import run_display
@@ -157,12 +169,23 @@ def broker() -> None:
 
 
 @broker.command("credentials")
-@click.option("--dir", "directory", required=True, type=click.Path(file_okay=False),
-              help="where the password file, ACL and kept passwords go")
-@click.option("--rotate", multiple=True, help="a user whose password is replaced (repeatable; 'all' for everyone)")
-@click.option("--pid-file", type=click.Path(dir_okay=False), help="reload the running broker of this pid file")
+@click.option(
+    "--dir",
+    "directory",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="where the password file, ACL and kept passwords go",
+)
+@click.option(
+    "--rotate", multiple=True, help="a user whose password is replaced (repeatable; 'all' for everyone)"
+)
+@click.option(
+    "--pid-file", type=click.Path(dir_okay=False), help="reload the running broker of this pid file"
+)
 @click.option("--config", type=click.Path(exists=True, dir_okay=False))
-def broker_credentials(directory: str, rotate: tuple[str, ...], pid_file: str | None, config: str | None) -> None:
+def broker_credentials(
+    directory: str, rotate: tuple[str, ...], pid_file: str | None, config: str | None
+) -> None:
     """Write a user (= device id) and password for each device of the registry, and central's own."""
     from broker.mosquitto import SECRETS_FILE, reload, write_credentials
     from central.registry_export import registered_devices
@@ -176,13 +199,22 @@ def broker_credentials(directory: str, rotate: tuple[str, ...], pid_file: str | 
 
 
 @main.command()
-@click.option("--http", "http", default="127.0.0.1:8000", show_default=True,
-              help="HOST:PORT central serves HTTP on")
+@click.option(
+    "--http", "http", default="127.0.0.1:8000", show_default=True, help="HOST:PORT central serves HTTP on"
+)
 @click.option("--port", type=click.IntRange(1, 65535), help="the broker's port (default: a free one)")
-@click.option("--dir", "directory", type=click.Path(file_okay=False),
-              help="keep the database, broker files and frames here (default: a temporary folder, removed)")
-@click.option("--site", "site_file", type=click.Path(exists=True, dir_okay=False),
-              help="the site file to run (default: examples/demo-site.toml)")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False),
+    help="keep the database, broker files and frames here (default: a temporary folder, removed)",
+)
+@click.option(
+    "--site",
+    "site_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="the site file to run (default: examples/demo-site.toml)",
+)
 @click.option("--silent", is_flag=True, help="no chime or spoken announcements")
 def demo(http: str, port: int | None, directory: str | None, site_file: str | None, silent: bool) -> None:
     """A whole simulated site on this machine: broker, central, a kiosk, point units and a display."""
@@ -193,9 +225,14 @@ def demo(http: str, port: int | None, directory: str | None, site_file: str | No
     host, _, http_port = http.rpartition(":")
     if not host or not http_port.isdigit() or not 0 < int(http_port) < 65536:
         raise click.BadParameter("expected HOST:PORT", param_hint="--http")
-    options = DemoOptions(host=host, http_port=int(http_port), broker_port=port,
-                          directory=Path(directory) if directory else None,
-                          site_file=Path(site_file) if site_file else DEMO_SITE, silent=silent)
+    options = DemoOptions(
+        host=host,
+        http_port=int(http_port),
+        broker_port=port,
+        directory=Path(directory) if directory else None,
+        site_file=Path(site_file) if site_file else DEMO_SITE,
+        silent=silent,
+    )
     run_demo(options, echo=click.echo)
 
 

@@ -139,8 +139,12 @@ class Topics:
         device publishes must be added here or the broker refuses it.
         """
         writes = {
-            DeviceKind.KIOSK: [self.ticket_request(device_id), self.ticket_printed(device_id),
-                               self.ticket_offline(device_id), self.lease_request(device_id)],
+            DeviceKind.KIOSK: [
+                self.ticket_request(device_id),
+                self.ticket_printed(device_id),
+                self.ticket_offline(device_id),
+                self.lease_request(device_id),
+            ],
             DeviceKind.POINT: [self.command(device_id)],
             DeviceKind.DISPLAY: [],
         }
@@ -235,8 +239,13 @@ def encode(model: Any) -> bytes:
 
 
 def _str(
-    data: dict[str, Any], name: str, *, required: bool = True, max_length: int = MAX_ID_LENGTH,
-    pattern: re.Pattern[str] | None = None, choices: frozenset[str] | None = None,
+    data: dict[str, Any],
+    name: str,
+    *,
+    required: bool = True,
+    max_length: int = MAX_ID_LENGTH,
+    pattern: re.Pattern[str] | None = None,
+    choices: frozenset[str] | None = None,
 ) -> Any:
     value = data.get(name)
     if value is None:
@@ -461,7 +470,9 @@ class PointState(Payload):
             serial=_int(data, "serial", minimum=1),
             name=_str(data, "name", max_length=64),
             active=_bool(data, "active"),
-            current=None if current is None else _nested(
+            current=None
+            if current is None
+            else _nested(
                 "current", lambda c: Current(_str(c, "number", max_length=16), _str(c, "service")), current
             ),
             waiting=_int(data, "waiting"),
@@ -503,7 +514,9 @@ class SiteState(Payload):
                 data,
                 "services",
                 lambda s: ServiceInfo(
-                    _str(s, "key"), _str(s, "name", max_length=128), _str(s, "prefix", max_length=3),
+                    _str(s, "key"),
+                    _str(s, "name", max_length=128),
+                    _str(s, "prefix", max_length=3),
                     _bool(s, "active"),
                 ),
             ),
@@ -543,7 +556,11 @@ class Board(Payload):
     version: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"calls": [c.to_dict() for c in self.calls], "waiting": dict(self.waiting), "version": self.version}
+        return {
+            "calls": [c.to_dict() for c in self.calls],
+            "waiting": dict(self.waiting),
+            "version": self.version,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Board:
@@ -573,8 +590,10 @@ class DeviceConfig(Payload):
         buttons = _obj(data, "buttons", required=False)
         if buttons is not None:
             buttons = {
-                str(name)[:32]: {"service": _str(b, "service", pattern=SLUG),
-                                 "priority": _str(b, "priority", required=False, pattern=SLUG)}
+                str(name)[:32]: {
+                    "service": _str(b, "service", pattern=SLUG),
+                    "priority": _str(b, "priority", required=False, pattern=SLUG),
+                }
                 for name, b in buttons.items()
                 if isinstance(b, dict)
             }
@@ -690,8 +709,11 @@ class NumberLease(Payload):
     track_base: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"version": self.version, "tz": self.tz,
-                               "blocks": [b.to_dict() for b in self.blocks]}
+        out: dict[str, Any] = {
+            "version": self.version,
+            "tz": self.tz,
+            "blocks": [b.to_dict() for b in self.blocks],
+        }
         if self.track_base is not None:
             out["track_base"] = self.track_base
         return out

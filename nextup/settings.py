@@ -111,7 +111,7 @@ _ENV = {f.name: f"NEXTUP_{f.name.upper()}" for f in fields(Settings) if f.name !
 
 
 def load(config: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
-    """Settings from ``config`` (TOML; its top-level keys as above, others kept in ``extra``) and the environment."""
+    """Settings from ``config`` (TOML: the keys above; others kept in ``extra``) and the environment."""
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
     extra: dict[str, Any] = {}

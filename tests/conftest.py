@@ -49,7 +49,9 @@ class MqttPeer:
         self.timeout = timeout
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 1883
         self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv5,
             reconnect_on_failure=False,  # a test sees each refusal and each drop, not a retry
         )
         if parts.username is not None:
@@ -200,7 +202,9 @@ def make_store() -> Iterator[Callable[..., Any]]:
 
 
 @pytest.fixture
-def make_central(broker: RunningBroker, sqlite_url: str, make_store: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
+def make_central(
+    broker: RunningBroker, sqlite_url: str, make_store: Callable[..., Any]
+) -> Iterator[Callable[..., Any]]:
     """Start ``Central`` instances against ``broker``: a site file applied, HTTP on a free port.
 
     The devices of the site file get broker credentials: ``central.device_urls[id]``.
@@ -211,19 +215,26 @@ def make_central(broker: RunningBroker, sqlite_url: str, make_store: Callable[..
 
     started: list[Any] = []
 
-    def make(*, site_file: Path | str = EXAMPLES / "demo-site.toml", database: str | None = None,
-             http: bool = True, **kwargs: Any) -> Any:
+    def make(
+        *,
+        site_file: Path | str = EXAMPLES / "demo-site.toml",
+        database: str | None = None,
+        http: bool = True,
+        **kwargs: Any,
+    ) -> Any:
         url = database or sqlite_url
         if not started or database is not None:
             make_store(url, site_file).close()
-        settings = Settings(site=broker.site, database_url=url, mqtt_url=broker.central_url,
-                            public_url="http://nextup.test")
+        settings = Settings(
+            site=broker.site, database_url=url, mqtt_url=broker.central_url, public_url="http://nextup.test"
+        )
         central = Central(settings, http=("127.0.0.1", 0) if http else None, **kwargs)
-        central.device_urls = {d.id: broker.add_device(d.id, d.kind.value)
-                               for d in parse_site_file(site_file).devices}
+        central.device_urls = {
+            d.id: broker.add_device(d.id, d.kind.value) for d in parse_site_file(site_file).devices
+        }
         started.append(central)
         central.start()
-        if not central.bridge.wait_connected(10):
+        if not central.bridge.wait_connected(30):  # a busy CI machine may need a reconnect or two
             raise TimeoutError("central did not connect to the broker")
         return central
 

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-
 from typing import Protocol, TypeVar
 
 from .errors import NothingWaiting

@@ -141,7 +141,10 @@ def people_ahead(ticket: Ticket, waiting: Sequence[Ticket], policy: PriorityPoli
 
 
 def estimate_wait_s(
-    ahead: int, recent_service_s: Sequence[float], active_points: int, default_service_s: float = DEFAULT_SERVICE_S
+    ahead: int,
+    recent_service_s: Sequence[float],
+    active_points: int,
+    default_service_s: float = DEFAULT_SERVICE_S,
 ) -> int:
     """Seconds until a ticket with ``ahead`` people before it is likely called.
 

@@ -18,7 +18,9 @@ from werkzeug.exceptions import HTTPException
 from central.coordinator import Coordinator
 
 
-def create_app(coordinator: Coordinator, *, bridge: Any = None, config: dict[str, Any] | None = None) -> Flask:
+def create_app(
+    coordinator: Coordinator, *, bridge: Any = None, config: dict[str, Any] | None = None
+) -> Flask:
     """The web application of one site, over ``coordinator`` (and ``bridge`` for health)."""
     app = Flask(__name__, instance_relative_config=False)
     app.config.from_mapping(
@@ -37,7 +39,9 @@ def create_app(coordinator: Coordinator, *, bridge: Any = None, config: dict[str
 
     from . import admin, api, console, customer, dashboard, display
 
-    csrf.exempt(api.blueprint)  # JSON clients send no form token; the API takes no cookie-authenticated action
+    csrf.exempt(
+        api.blueprint
+    )  # JSON clients send no form token; the API takes no cookie-authenticated action
     app.register_blueprint(api.blueprint, url_prefix="/api/v1")
     app.register_blueprint(customer.blueprint)
     app.register_blueprint(display.blueprint)

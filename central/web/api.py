@@ -85,18 +85,23 @@ def _field(data: dict[str, Any], name: str, pattern: Any, *, required: bool) -> 
 @operation(responses={200: openapi.SERVICES})
 def services() -> Any:
     """Active services with how many wait."""
-    return jsonify(services=[
-        {"key": s.key, "name": s.name, "description": s.description, "prefix": s.prefix, "waiting": n}
-        for s, n in coordinator().services()
-    ])
+    return jsonify(
+        services=[
+            {"key": s.key, "name": s.name, "description": s.description, "prefix": s.prefix, "waiting": n}
+            for s, n in coordinator().services()
+        ]
+    )
 
 
 @blueprint.post("/tickets")
 @limiter.limit(ticket_rate_limit)  # the same limit as the public page: the API is no way around it
-@operation(request=openapi.TICKET_REQUEST, responses={201: openapi.TICKET_ISSUED},
-           errors=(400, 403, 404, 409, 413, 429),
-           headers={201: {"Location": {"schema": {"type": "string"}, "description": "The ticket's URL"}}},
-           links={201: openapi.TICKET_LINKS})
+@operation(
+    request=openapi.TICKET_REQUEST,
+    responses={201: openapi.TICKET_ISSUED},
+    errors=(400, 403, 404, 409, 413, 429),
+    headers={201: {"Location": {"schema": {"type": "string"}, "description": "The ticket's URL"}}},
+    links={201: openapi.TICKET_LINKS},
+)
 def take_ticket() -> Any:
     """Take a ticket: ``{"service", "priority"?, "language"?}``."""
     data = _body()
@@ -105,8 +110,14 @@ def take_ticket() -> Any:
     language = _field(data, "language", LANGUAGE, required=False)
     assert service is not None
     view = coordinator().issue_ticket(service, priority, channel=Channel.API, language=language)
-    body = {"number": view.number, "service": view.service, "ahead": view.ahead, "eta_s": view.eta_s,
-            "token": view.token, "track_url": view.track_url}
+    body = {
+        "number": view.number,
+        "service": view.service,
+        "ahead": view.ahead,
+        "eta_s": view.eta_s,
+        "token": view.token,
+        "track_url": view.track_url,
+    }
     return jsonify(body), 201, {"Location": f"/api/v1/tickets/{view.token}"}
 
 
@@ -115,7 +126,9 @@ def take_ticket() -> Any:
 def ticket(token: str) -> Any:
     """A ticket's state, people ahead and, once called, its point."""
     view = coordinator().ticket(token)
-    return jsonify({k: v for k, v in view.to_dict().items() if k != "track_url"} | {"track_url": view.track_url})
+    return jsonify(
+        {k: v for k, v in view.to_dict().items() if k != "track_url"} | {"track_url": view.track_url}
+    )
 
 
 @blueprint.post("/tickets/<token>/cancel")

@@ -19,8 +19,12 @@ from playwright.sync_api import expect
 from central.domain import Channel
 from nextup.contract import Topics
 
-PHONE = {"viewport": {"width": 360, "height": 740}, "device_scale_factor": 2, "is_mobile": True,
-         "has_touch": True}
+PHONE = {
+    "viewport": {"width": 360, "height": 740},
+    "device_scale_factor": 2,
+    "is_mobile": True,
+    "has_touch": True,
+}
 TV = {"viewport": {"width": 1920, "height": 1080}}
 SMALL_TV = {"viewport": {"width": 1280, "height": 720}}
 WAIT_MS = 10_000
@@ -37,18 +41,19 @@ speechSynthesis.speak = function (u) { window.__spoken.push([u.text, u.lang]); }
 """
 
 
-
-
-
-
 @pytest.fixture
 def open_page(browser: Any, central: Any) -> Iterator[Callable[..., Any]]:
     """Pages on central in new browser contexts (phone, TV ...); all closed before central stops."""
     contexts: list[Any] = []
     base = f"http://127.0.0.1:{central.http_port}"
 
-    def open_page(path: str, *, device: dict[str, Any], locale: str = "en-US",
-                  prepare: Callable[[Any], Any] = lambda context: None) -> Any:
+    def open_page(
+        path: str,
+        *,
+        device: dict[str, Any],
+        locale: str = "en-US",
+        prepare: Callable[[Any], Any] = lambda context: None,
+    ) -> Any:
         context = browser.new_context(base_url=base, locale=locale, **device)
         context.add_init_script(RECORDER)
         contexts.append(context)
@@ -79,7 +84,10 @@ def point(central: Any, mqtt_peer: Callable[..., Any]) -> Callable[[int, str], N
 
 
 def test_a_customer_follows_their_ticket_on_a_phone_until_called(
-    central: Any, open_page: Callable[..., Any], point: Callable[..., None], shots: Callable[..., Path],
+    central: Any,
+    open_page: Callable[..., Any],
+    point: Callable[..., None],
+    shots: Callable[..., Path],
 ) -> None:
     # someone took a ticket at the kiosk before
     central.coordinator.issue_ticket("cash", channel=Channel.KIOSK)
@@ -101,7 +109,9 @@ def test_a_customer_follows_their_ticket_on_a_phone_until_called(
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
 
     page.get_by_role("button", name="Turn on sound and vibration").click()
-    expect(page.get_by_role("button", name="Sound and vibration are on")).to_have_attribute("aria-pressed", "true")
+    expect(page.get_by_role("button", name="Sound and vibration are on")).to_have_attribute(
+        "aria-pressed", "true"
+    )
     notes_before = page.evaluate("window.__notes")
 
     point(1)  # Window 1 calls A-001
@@ -123,7 +133,9 @@ def test_a_customer_follows_their_ticket_on_a_phone_until_called(
 
 
 def test_a_phone_without_live_events_follows_by_polling(
-    central: Any, open_page: Callable[..., Any], point: Callable[..., None],
+    central: Any,
+    open_page: Callable[..., Any],
+    point: Callable[..., None],
 ) -> None:
     central.app.config["LIVE_POLL_S"] = 1
     ticket = central.coordinator.issue_ticket("loans", channel=Channel.WEB)
@@ -152,7 +164,9 @@ def test_cancelling_on_the_phone_gives_up_the_place(central: Any, open_page: Cal
 
 
 def test_the_pages_in_german_on_a_phone(
-    central: Any, open_page: Callable[..., Any], shots: Callable[[Any, str], Path],
+    central: Any,
+    open_page: Callable[..., Any],
+    shots: Callable[[Any, str], Path],
 ) -> None:
     page = open_page("/", device=PHONE, locale="de-DE")
     expect(page.locator("html")).to_have_attribute("lang", "de")
@@ -168,7 +182,10 @@ def test_the_pages_in_german_on_a_phone(
 
 
 def test_the_board_on_a_tv_shows_each_call_and_announces_it(
-    central: Any, open_page: Callable[..., Any], point: Callable[..., None], shots: Callable[..., Path],
+    central: Any,
+    open_page: Callable[..., Any],
+    point: Callable[..., None],
+    shots: Callable[..., Path],
 ) -> None:
     for service in ["cash"] * 4 + ["loans"] * 2 + ["accounts"] * 2:
         central.coordinator.issue_ticket(service, channel=Channel.KIOSK)
@@ -196,7 +213,9 @@ def test_the_board_on_a_tv_shows_each_call_and_announces_it(
     expect(waiting.nth(1).locator(".waiting-count")).to_have_text("1")
     assert page.evaluate("window.__notes") == notes + 4, "a chime for each call"
     assert page.evaluate("window.__spoken") == [
-        ["Ticket A 1, please go to Window 1.", "en"], ["Ticket B 1, please go to Window 3.", "en"]]
+        ["Ticket A 1, please go to Window 1.", "en"],
+        ["Ticket B 1, please go to Window 3.", "en"],
+    ]
     for _ in range(2):
         point(2)
         point(4)
@@ -208,7 +227,9 @@ def test_the_board_on_a_tv_shows_each_call_and_announces_it(
 
 
 def test_the_board_keeps_live_past_a_stream_lifetime(
-    central: Any, open_page: Callable[..., Any], point: Callable[..., None],
+    central: Any,
+    open_page: Callable[..., Any],
+    point: Callable[..., None],
 ) -> None:
     central.app.config.update(LIVE_LIFETIME_S=1.0, LIVE_HEARTBEAT_S=0.3)
     central.coordinator.issue_ticket("cash", channel=Channel.KIOSK)

@@ -25,10 +25,16 @@ def client(coordinator: Coordinator) -> Any:
 def test_services_lists_active_services_with_waiting_counts(client: Any, coordinator: Coordinator) -> None:
     coordinator.issue_ticket("loans", channel=Channel.KIOSK)
     body = client.get("/api/v1/services").get_json()
-    assert [(s["key"], s["waiting"]) for s in body["services"]] == [("accounts", 0), ("cash", 0), ("loans", 1)]
+    assert [(s["key"], s["waiting"]) for s in body["services"]] == [
+        ("accounts", 0),
+        ("cash", 0),
+        ("loans", 1),
+    ]
 
 
-def test_post_ticket_returns_201_with_number_ahead_and_tracking(client: Any, coordinator: Coordinator) -> None:
+def test_post_ticket_returns_201_with_number_ahead_and_tracking(
+    client: Any, coordinator: Coordinator
+) -> None:
     coordinator.issue_ticket("cash", channel=Channel.KIOSK)  # a kiosk ticket is in the same queue
     response = client.post("/api/v1/tickets", json={"service": "cash"})
     assert response.status_code == 201
@@ -72,7 +78,9 @@ def test_bad_ticket_requests_get_a_json_error_and_change_nothing(
 
 
 def test_non_json_body_is_a_400(client: Any) -> None:
-    response = client.post("/api/v1/tickets", data="service=cash", content_type="application/x-www-form-urlencoded")
+    response = client.post(
+        "/api/v1/tickets", data="service=cash", content_type="application/x-www-form-urlencoded"
+    )
     assert response.status_code == 400 and response.get_json()["error"]["code"] == "bad_payload"
 
 
@@ -97,7 +105,10 @@ def test_board_shows_calls_newest_first(client: Any, coordinator: Coordinator) -
     coordinator.point_command(1, "next", command_id="c1", source="test")
     coordinator.point_command(2, "next", command_id="c2", source="test")
     board = client.get("/api/v1/board").get_json()
-    assert [(c["number"], c["point_name"]) for c in board["calls"]] == [("A-002", "Window 2"), ("A-001", "Window 1")]
+    assert [(c["number"], c["point_name"]) for c in board["calls"]] == [
+        ("A-002", "Window 2"),
+        ("A-001", "Window 1"),
+    ]
     assert board["waiting"]["cash"] == 0
 
 

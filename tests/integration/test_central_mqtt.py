@@ -140,8 +140,15 @@ def test_request_for_unknown_service_gets_a_readable_refusal(kiosk: Any) -> None
 
 @pytest.mark.parametrize(
     "payload",
-    [b"not json", b"[1,2]", b'{"request_id": 5, "service": "cash"}', b'{"service": "cash"}',
-     b"\xff\xfe", b"[" * 15_000, b'{"request_id": "x", "service": "' + b"a" * 17_000 + b'"}'],
+    [
+        b"not json",
+        b"[1,2]",
+        b'{"request_id": 5, "service": "cash"}',
+        b'{"service": "cash"}',
+        b"\xff\xfe",
+        b"[" * 15_000,
+        b'{"request_id": "x", "service": "' + b"a" * 17_000 + b'"}',
+    ],
 )
 def test_malformed_requests_change_nothing_and_central_stays_up(
     payload: bytes, kiosk: Any, central: Any
@@ -154,8 +161,12 @@ def test_malformed_requests_change_nothing_and_central_stays_up(
 def test_kiosk_cannot_send_point_commands(central: Any, mqtt_peer: Any, point1: Any) -> None:
     kiosk = mqtt_peer(central.device_urls["kiosk-1"])
     # The broker's ACL refuses it; central would refuse it too.
-    assert kiosk.publish(TOPICS.command("point-1"), json.dumps({"command_id": "x", "action": "next"})).is_failure
-    central.bridge.handle(TOPICS.command("kiosk-1"), json.dumps({"command_id": "y", "action": "next"}).encode())
+    assert kiosk.publish(
+        TOPICS.command("point-1"), json.dumps({"command_id": "x", "action": "next"})
+    ).is_failure
+    central.bridge.handle(
+        TOPICS.command("kiosk-1"), json.dumps({"command_id": "y", "action": "next"}).encode()
+    )
     assert central.bridge.rejections.counts.get("not_permitted") == 1
 
 

@@ -16,8 +16,12 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NEXTUP = [sys.executable, "-m", "nextup.cli"]
 
 
-def nextup(*args: str, env: dict[str, str], stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([*NEXTUP, *args], env=env, input=stdin, capture_output=True, text=True, timeout=timeout)
+def nextup(
+    *args: str, env: dict[str, str], stdin: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*NEXTUP, *args], env=env, input=stdin, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture
@@ -78,7 +82,9 @@ def test_user_add_refuses_a_short_password(env: dict[str, str], tmp_path: Path) 
     assert rows(tmp_path, "SELECT name FROM users") == []
 
 
-def test_broker_credentials_give_every_registered_device_its_own_password(env: dict[str, str], tmp_path: Path) -> None:
+def test_broker_credentials_give_every_registered_device_its_own_password(
+    env: dict[str, str], tmp_path: Path
+) -> None:
     nextup("db", "upgrade", env=env)
     nextup("site", "apply", str(EXAMPLES / "demo-site.toml"), env=env)
     result = nextup("broker", "credentials", "--dir", str(tmp_path / "broker"), env=env)
@@ -103,26 +109,71 @@ def test_a_person_with_mosquitto_pub_gets_a_ticket_and_calls_it(
     nextup("site", "apply", str(EXAMPLES / "demo-site.toml"), env=env)
     kiosk = urlsplit(broker.add_device("kiosk-1", "kiosk"))
     point = urlsplit(broker.add_device("point-1", "point"))
-    central = subprocess.Popen([*NEXTUP, "central", "--http", "127.0.0.1:0"],
-                               env={**env, "NEXTUP_MQTT_URL": broker.central_url},
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    central = subprocess.Popen(
+        [*NEXTUP, "central", "--http", "127.0.0.1:0"],
+        env={**env, "NEXTUP_MQTT_URL": broker.central_url},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         board = mqtt_peer(broker.add_device("display-1", "display"))
         board.subscribe("nextup/main/board")
         board.next_message(timeout=20)  # central is up once it published the retained board
 
         def client(tool: str, url, *args: str) -> list[str]:
-            return [tool, "-V", "mqttv5", "-h", "127.0.0.1", "-p", str(broker.port), "-u", url.username,
-                    "-P", url.password, *args]
+            return [
+                tool,
+                "-V",
+                "mqttv5",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(broker.port),
+                "-u",
+                url.username,
+                "-P",
+                url.password,
+                *args,
+            ]
 
-        reply = subprocess.Popen(client("mosquitto_sub", kiosk, "-t", "nextup/main/device/kiosk-1/ticket/reply",
-                                        "-C", "1", "-W", "10"), stdout=subprocess.PIPE, text=True)
-        subprocess.run(client("mosquitto_pub", kiosk, "-q", "1", "-t", "nextup/main/device/kiosk-1/ticket/request",
-                              "-m", '{"request_id": "by-hand", "service": "cash"}'), check=True, timeout=10)
+        reply = subprocess.Popen(
+            client(
+                "mosquitto_sub", kiosk, "-t", "nextup/main/device/kiosk-1/ticket/reply", "-C", "1", "-W", "10"
+            ),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        subprocess.run(
+            client(
+                "mosquitto_pub",
+                kiosk,
+                "-q",
+                "1",
+                "-t",
+                "nextup/main/device/kiosk-1/ticket/request",
+                "-m",
+                '{"request_id": "by-hand", "service": "cash"}',
+            ),
+            check=True,
+            timeout=10,
+        )
         out, _ = reply.communicate(timeout=15)
         assert json.loads(out)["ticket"]["number"] == "A-001"
-        subprocess.run(client("mosquitto_pub", point, "-q", "1", "-t", "nextup/main/device/point-1/command",
-                              "-m", '{"command_id": "press-1", "action": "next"}'), check=True, timeout=10)
+        subprocess.run(
+            client(
+                "mosquitto_pub",
+                point,
+                "-q",
+                "1",
+                "-t",
+                "nextup/main/device/point-1/command",
+                "-m",
+                '{"command_id": "press-1", "action": "next"}',
+            ),
+            check=True,
+            timeout=10,
+        )
         while True:
             state = json.loads(board.next_message(timeout=10).payload)
             if state["calls"]:

@@ -165,7 +165,9 @@ def test_every_transition_is_timestamped(coordinator: Coordinator, clock: Clock)
     assert [k for k, _ in events] == ["issued", "called", "served"]
 
 
-def test_estimated_wait_uses_recent_service_times_and_active_points(coordinator: Coordinator, clock: Clock) -> None:
+def test_estimated_wait_uses_recent_service_times_and_active_points(
+    coordinator: Coordinator, clock: Clock
+) -> None:
     coordinator.issue_ticket("loans", channel=Channel.API)
     press(coordinator, 3, "next")
     clock.advance(minutes=10)
