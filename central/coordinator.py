@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, or_, select, update
@@ -80,6 +80,7 @@ from nextup.contract import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 BOARD_CALLS = 10
 RECENT_SERVICES = 20
@@ -564,48 +565,58 @@ class Coordinator:
         self._emit(messages)
         return view
 
-    def handle_ticket_request(self, device_id: str, request: TicketRequest) -> TicketReply:
-        """A kiosk's request: answered once, and alike however often it is delivered."""
-        source = f"device:{device_id}"
+    def once(
+        self,
+        source: str,
+        message_id: str,
+        kind: str,
+        act: Callable[[Session], tuple[dict[str, Any], list[Message]]],
+        answer: Callable[[dict[str, Any]], T],
+    ) -> T:
+        """Run ``act`` once per ``message_id`` of ``source``, however often the message is delivered.
+
+        ``act`` returns the answer to store and the messages to publish; the answer is
+        stored in the same transaction as the effect, and a redelivery gets it again.
+        """
         for _attempt in range(3):
-            messages: list[Message] = []
             try:
                 with self.store.write() as s:
-                    prior = s.get(ProcessedMessageRow, (source, request.request_id))
+                    prior = s.get(ProcessedMessageRow, (source, message_id))
                     if prior is not None:
-                        return TicketReply.from_dict(prior.response)
-                    device = self._device_row(s, device_id, DeviceKind.KIOSK)
-                    try:
-                        with s.begin_nested():
-                            view, messages = self._issue(
-                                s,
-                                request.service,
-                                request.priority,
-                                Channel.KIOSK,
-                                request.language or device.language,
-                                device_id,
-                            )
-                        reply = TicketReply.success(
-                            request.request_id,
-                            IssuedTicket(view.number, view.service, view.ahead, view.eta_s, view.track_url),
-                        )
-                    except NextupError as exc:
-                        messages = []
-                        reply = TicketReply.failure(request.request_id, exc.code, exc.message)
+                        return answer(prior.response)
+                    response, messages = act(s)
                     s.add(
                         ProcessedMessageRow(
                             source=source,
-                            message_id=request.request_id,
-                            kind="ticket",
-                            response=reply.to_dict(),
+                            message_id=message_id,
+                            kind=kind,
+                            response=response,
                             at=self.clock(),
                         )
                     )
             except IntegrityError:
-                continue  # the same request committed by another instance meanwhile: answer as it did
+                continue  # the same message committed by another instance meanwhile: answer as it did
             self._emit(messages)
-            return reply
-        raise RuntimeError("ticket request kept conflicting")
+            return answer(response)
+        raise RuntimeError(f"{kind} {message_id} kept conflicting")
+
+    def handle_ticket_request(self, device_id: str, request: TicketRequest) -> TicketReply:
+        """A kiosk's request: answered once, and alike however often it is delivered."""
+
+        def act(s: Session) -> tuple[dict[str, Any], list[Message]]:
+            device = self._device_row(s, device_id, DeviceKind.KIOSK)
+            try:
+                with s.begin_nested():
+                    language = request.language or device.language
+                    view, messages = self._issue(
+                        s, request.service, request.priority, Channel.KIOSK, language, device_id
+                    )
+            except NextupError as exc:
+                return TicketReply.failure(request.request_id, exc.code, exc.message).to_dict(), []
+            ticket = IssuedTicket(view.number, view.service, view.ahead, view.eta_s, view.track_url)
+            return TicketReply.success(request.request_id, ticket).to_dict(), messages
+
+        return self.once(f"device:{device_id}", request.request_id, "ticket", act, TicketReply.from_dict)
 
     def handle_ticket_printed(self, device_id: str, report: TicketPrinted) -> None:
         """Record whether a kiosk's ticket came out of the printer."""
@@ -651,45 +662,28 @@ class Coordinator:
 
         ``action`` is a PointAction or "transfer" (to ``service``, from the console).
         """
-        for _attempt in range(3):
+
+        def act(s: Session) -> tuple[dict[str, Any], list[Message]]:
+            point = self._point_row(s, serial, lock=True)
             try:
-                with self.store.write() as s:
-                    prior = s.get(ProcessedMessageRow, (source, command_id))
-                    if prior is not None:
-                        return _command_result(prior.response)
-                    point = self._point_row(s, serial, lock=True)
-                    try:
-                        with s.begin_nested():
-                            services, extra = self._act(s, point, action, specialist_id, service)
-                        error = None
-                    except NextupError as exc:
-                        services, extra = [], []
-                        error = {"code": exc.code, "message": exc.message}
-                        log.info(
-                            "command refused",
-                            extra={"command_id": command_id, "point": serial, "reason": exc.message},
-                        )
-                    point.last_command_id = command_id
-                    point.last_error = error
-                    messages = self._changes(s, services, [point]) + extra
-                    state = PointState.parse(
-                        next(m.payload for m in messages if m.topic == self.topics.point_state(serial))
-                    )
-                    result = CommandResult(command_id, error is None, error, state)
-                    s.add(
-                        ProcessedMessageRow(
-                            source=source,
-                            message_id=command_id,
-                            kind="command",
-                            response=_command_dict(result),
-                            at=self.clock(),
-                        )
-                    )
-            except IntegrityError:
-                continue
-            self._emit(messages)
-            return result
-        raise RuntimeError("command kept conflicting")
+                with s.begin_nested():
+                    services, extra = self._act(s, point, action, specialist_id, service)
+                error = None
+            except NextupError as exc:
+                services, extra = [], []
+                error = {"code": exc.code, "message": exc.message}
+                log.info(
+                    "command refused",
+                    extra={"command_id": command_id, "point": serial, "reason": exc.message},
+                )
+            point.last_command_id = command_id
+            point.last_error = error
+            messages = self._changes(s, services, [point]) + extra
+            state = next(m.payload for m in messages if m.topic == self.topics.point_state(serial))
+            result = CommandResult(command_id, error is None, error, PointState.parse(state))
+            return _command_dict(result), messages
+
+        return self.once(source, command_id, "command", act, _command_result)
 
     def _act(
         self,

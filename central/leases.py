@@ -51,7 +51,6 @@ from central.store.models import (
     DayCounterRow,
     DeviceRow,
     NumberLeaseRow,
-    ProcessedMessageRow,
     ServiceRow,
     TicketRow,
 )
@@ -112,8 +111,13 @@ def grant_leases(coordinator: Coordinator, device_id: str, request: LeaseRequest
         _lock_kiosk(coordinator, s, device_id)
         tz = coordinator.rules(s).tz
         today = service_day(now, tz)
-        wanted = list(s.scalars(select(ServiceRow).where(
-            ServiceRow.key.in_(request.services), ServiceRow.active.is_(True)).order_by(ServiceRow.key)))
+        wanted = list(
+            s.scalars(
+                select(ServiceRow)
+                .where(ServiceRow.key.in_(request.services), ServiceRow.active.is_(True))
+                .order_by(ServiceRow.key)
+            )
+        )
         for service in wanted:
             _top_up(coordinator, s, device_id, service, today, now)
         lease, message = _lease(coordinator, s, device_id, today)
@@ -128,30 +132,54 @@ def _lock_kiosk(coordinator: Coordinator, s: Session, device_id: str) -> DeviceR
     return s.scalars(coordinator.store.for_update(select(DeviceRow).where(DeviceRow.id == device_id))).one()
 
 
-def _top_up(coordinator: Coordinator, s: Session, device_id: str, service: ServiceRow, day: date,
-            now: datetime) -> NumberLeaseRow | None:
+def _top_up(
+    coordinator: Coordinator, s: Session, device_id: str, service: ServiceRow, day: date, now: datetime
+) -> NumberLeaseRow | None:
     """A new block of ``service`` for the kiosk when it has half a block or less left today."""
-    rows = s.scalars(select(NumberLeaseRow).where(
-        NumberLeaseRow.device_id == device_id, NumberLeaseRow.service_id == service.id,
-        NumberLeaseRow.day == day)).all()
+    rows = s.scalars(
+        select(NumberLeaseRow).where(
+            NumberLeaseRow.device_id == device_id,
+            NumberLeaseRow.service_id == service.id,
+            NumberLeaseRow.day == day,
+        )
+    ).all()
     left = sum(r.last - r.used_up_to for r in rows)
     if left > LEASE_SIZE // 2:
         return None
     first = _reserve(coordinator, s, service.id, day, LEASE_SIZE)
-    row = NumberLeaseRow(device_id=device_id, service_id=service.id, day=day, prefix=service.prefix,
-                         first=first, last=first + LEASE_SIZE - 1, used_up_to=first - 1, granted_at=now)
+    row = NumberLeaseRow(
+        device_id=device_id,
+        service_id=service.id,
+        day=day,
+        prefix=service.prefix,
+        first=first,
+        last=first + LEASE_SIZE - 1,
+        used_up_to=first - 1,
+        granted_at=now,
+    )
     s.add(row)
     s.flush()
-    log.info("numbers leased", extra={"device": device_id, "service": service.key, "day": day.isoformat(),
-                                      "first": row.first, "last": row.last})
+    log.info(
+        "numbers leased",
+        extra={
+            "device": device_id,
+            "service": service.key,
+            "day": day.isoformat(),
+            "first": row.first,
+            "last": row.last,
+        },
+    )
     return row
 
 
 def _reserve(coordinator: Coordinator, s: Session, service_id: int, day: date, count: int) -> int:
     """Lease ``count`` numbers of the service's day, from the top down; the first of them."""
     counter = lock_day_counter(coordinator.store, s, service_id, day)
-    low, high = s.execute(select(func.min(NumberLeaseRow.first), func.max(NumberLeaseRow.last)).where(
-        NumberLeaseRow.service_id == service_id, NumberLeaseRow.day == day)).one()
+    low, high = s.execute(
+        select(func.min(NumberLeaseRow.first), func.max(NumberLeaseRow.last)).where(
+            NumberLeaseRow.service_id == service_id, NumberLeaseRow.day == day
+        )
+    ).one()
     first = TOP - count + 1 if low is None else low - count
     if first <= counter:
         # A busy day: online numbering has come up to the leased numbers; lease above everything.
@@ -184,14 +212,30 @@ def next_online_seq(store: Store, s: Session, service_id: int, day: date) -> int
     highest leased number of the day.
     """
     seq = lock_day_counter(store, s, service_id, day) + 1
-    hit = s.scalar(select(NumberLeaseRow.id).where(
-        NumberLeaseRow.service_id == service_id, NumberLeaseRow.day == day,
-        NumberLeaseRow.first <= seq, NumberLeaseRow.last >= seq).limit(1))
+    hit = s.scalar(
+        select(NumberLeaseRow.id)
+        .where(
+            NumberLeaseRow.service_id == service_id,
+            NumberLeaseRow.day == day,
+            NumberLeaseRow.first <= seq,
+            NumberLeaseRow.last >= seq,
+        )
+        .limit(1)
+    )
     if hit is not None:
-        seq = s.scalar(select(func.max(NumberLeaseRow.last)).where(
-            NumberLeaseRow.service_id == service_id, NumberLeaseRow.day == day)) + 1
-    s.execute(update(DayCounterRow).where(DayCounterRow.service_id == service_id, DayCounterRow.day == day)
-              .values(last=seq))
+        seq = (
+            s.scalar(
+                select(func.max(NumberLeaseRow.last)).where(
+                    NumberLeaseRow.service_id == service_id, NumberLeaseRow.day == day
+                )
+            )
+            + 1
+        )
+    s.execute(
+        update(DayCounterRow)
+        .where(DayCounterRow.service_id == service_id, DayCounterRow.day == day)
+        .values(last=seq)
+    )
     return seq
 
 
@@ -199,27 +243,45 @@ def _blocks(s: Session, device_id: str, day: date) -> list[LeaseBlock]:
     rows = s.execute(
         select(NumberLeaseRow, ServiceRow.key)
         .join(ServiceRow, ServiceRow.id == NumberLeaseRow.service_id)
-        .where(NumberLeaseRow.device_id == device_id, NumberLeaseRow.day == day,
-               NumberLeaseRow.used_up_to < NumberLeaseRow.last)
+        .where(
+            NumberLeaseRow.device_id == device_id,
+            NumberLeaseRow.day == day,
+            NumberLeaseRow.used_up_to < NumberLeaseRow.last,
+        )
         .order_by(NumberLeaseRow.id)
     )
-    return [LeaseBlock(id=r.id, service=key, prefix=r.prefix, day=r.day.isoformat(), first=r.first,
-                       last=r.last, used_up_to=r.used_up_to) for r, key in rows]
+    return [
+        LeaseBlock(
+            id=r.id,
+            service=key,
+            prefix=r.prefix,
+            day=r.day.isoformat(),
+            first=r.first,
+            last=r.last,
+            used_up_to=r.used_up_to,
+        )
+        for r, key in rows
+    ]
 
 
 def _lease(coordinator: Coordinator, s: Session, device_id: str, day: date) -> tuple[NumberLease, Message]:
     from central.coordinator import Message
 
-    lease = NumberLease(version=coordinator._bump_version(s), tz=coordinator._site_row(s).timezone,
-                        blocks=_blocks(s, device_id, day), track_base=coordinator.track_url(""))
+    lease = NumberLease(
+        version=coordinator._bump_version(s),
+        tz=coordinator._site_row(s).timezone,
+        blocks=_blocks(s, device_id, day),
+        track_base=coordinator.track_url(""),
+    )
     return lease, Message(coordinator.topics.lease(device_id), lease.to_json(), retain=True)
 
 
 # --- offline tickets --------------------------------------------------------------
 
 
-def accept_offline_ticket(coordinator: Coordinator, device_id: str,
-                          ticket: OfflineTicket) -> OfflineTicketAck:
+def accept_offline_ticket(
+    coordinator: Coordinator, device_id: str, ticket: OfflineTicket
+) -> OfflineTicketAck:
     """Enter a ticket kiosk ``device_id`` printed offline: once, at its issue time; answer the kiosk.
 
     A ticket outside the kiosk's blocks, or with a number another ticket has,
@@ -228,52 +290,54 @@ def accept_offline_ticket(coordinator: Coordinator, device_id: str,
     """
     from central.coordinator import Message
 
-    source = f"device:{device_id}"
-    for _attempt in range(3):
-        messages: list[Message] = []
+    def act(s: Session) -> tuple[dict[str, Any], list[Message]]:
+        _lock_kiosk(coordinator, s, device_id)
         try:
-            with coordinator.store.write() as s:
-                prior = s.get(ProcessedMessageRow, (source, ticket.request_id))
-                if prior is not None:
-                    ack = OfflineTicketAck.from_dict(prior.response)
-                else:
-                    _lock_kiosk(coordinator, s, device_id)
-                    try:
-                        with s.begin_nested():
-                            ack, messages = _enter(coordinator, s, device_id, ticket)
-                    except NextupError as exc:
-                        messages = []
-                        ack = OfflineTicketAck(ticket.request_id, False, ticket.number,
-                                               error=ErrorInfo(exc.code, exc.message))
-                        log.warning("offline ticket refused", extra={"device": device_id,
-                                                                     "ticket": ticket.number,
-                                                                     "reason": exc.message})
-                    s.add(ProcessedMessageRow(source=source, message_id=ticket.request_id, kind="offline",
-                                              response=ack.to_dict(), at=coordinator.clock()))
-        except IntegrityError:
-            continue  # the same ticket committed by another instance meanwhile: answer as it did
-        answer = Message(coordinator.topics.ticket_offline_ack(device_id), ack.to_json())
-        coordinator._emit([*messages, answer])
-        return ack
-    raise RuntimeError("offline ticket kept conflicting")
+            with s.begin_nested():
+                ack, messages = _enter(coordinator, s, device_id, ticket)
+        except NextupError as exc:
+            log.warning(
+                "offline ticket refused",
+                extra={"device": device_id, "ticket": ticket.number, "reason": exc.message},
+            )
+            refusal = OfflineTicketAck(
+                ticket.request_id, False, ticket.number, error=ErrorInfo(exc.code, exc.message)
+            )
+            return refusal.to_dict(), []
+        return ack.to_dict(), messages
+
+    ack = coordinator.once(
+        f"device:{device_id}", ticket.request_id, "offline", act, OfflineTicketAck.from_dict
+    )
+    # A redelivered ticket is answered again: the kiosk may have missed the first answer.
+    coordinator._emit([Message(coordinator.topics.ticket_offline_ack(device_id), ack.to_json())])
+    return ack
 
 
-def _enter(coordinator: Coordinator, s: Session, device_id: str,
-           ticket: OfflineTicket) -> tuple[OfflineTicketAck, list[Message]]:
-    lease = s.scalars(coordinator.store.for_update(select(NumberLeaseRow).where(
-        NumberLeaseRow.id == ticket.lease, NumberLeaseRow.device_id == device_id))).one_or_none()
+def _enter(
+    coordinator: Coordinator, s: Session, device_id: str, ticket: OfflineTicket
+) -> tuple[OfflineTicketAck, list[Message]]:
+    lease = s.scalars(
+        coordinator.store.for_update(
+            select(NumberLeaseRow).where(
+                NumberLeaseRow.id == ticket.lease, NumberLeaseRow.device_id == device_id
+            )
+        )
+    ).one_or_none()
     service = None if lease is None else s.get(ServiceRow, lease.service_id)
     if lease is None or service is None:
         raise NotLeased(f"Device {device_id!r} holds no lease {ticket.lease}")
     if service.key != ticket.service or lease.day.isoformat() != ticket.day:
-        raise NotLeased(f"Lease {lease.id} is for {service.key} of {lease.day}, "
-                        f"not {ticket.service} of {ticket.day}")
+        raise NotLeased(
+            f"Lease {lease.id} is for {service.key} of {lease.day}, not {ticket.service} of {ticket.day}"
+        )
     in_block = lease.first <= ticket.seq <= lease.last
     if not in_block or ticket.number != format_number(lease.prefix, ticket.seq):
         first, last = format_number(lease.prefix, lease.first), format_number(lease.prefix, lease.last)
         raise NotLeased(f"{ticket.number} (number {ticket.seq}) is outside lease {lease.id}: {first}-{last}")
-    taken = s.scalar(select(TicketRow.id).where(TicketRow.day == lease.day,
-                                                TicketRow.number == ticket.number))
+    taken = s.scalar(
+        select(TicketRow.id).where(TicketRow.day == lease.day, TicketRow.number == ticket.number)
+    )
     if taken is not None:
         raise NumberTaken(f"{ticket.number} of {lease.day} is already issued")
 
@@ -291,10 +355,19 @@ def _enter(coordinator: Coordinator, s: Session, device_id: str,
         token = secrets.token_urlsafe(24)
     device = s.get(DeviceRow, device_id)
     row = TicketRow(
-        number=ticket.number, day=lease.day, seq=ticket.seq, service_id=service.id, priority=priority.key,
-        priority_rank=priority.rank, channel=Channel.KIOSK.value, token=token,
+        number=ticket.number,
+        day=lease.day,
+        seq=ticket.seq,
+        service_id=service.id,
+        priority=priority.key,
+        priority_rank=priority.rank,
+        channel=Channel.KIOSK.value,
+        token=token,
         language=ticket.language or (device.language if device else None) or rules.language,
-        state=TicketState.WAITING.value, issued_at=issued, calls=0, device_id=device_id,
+        state=TicketState.WAITING.value,
+        issued_at=issued,
+        calls=0,
+        device_id=device_id,
         printed=ticket.printed,
         print_error=(ticket.reason or "not printed") if ticket.printed is False else None,
     )
@@ -311,8 +384,10 @@ def _enter(coordinator: Coordinator, s: Session, device_id: str,
     lease.used_up_to = max(lease.used_up_to, ticket.seq)
     if lease.day == today and service.active:
         _top_up(coordinator, s, device_id, service, today, now)  # renew when half used
-    log.info("offline ticket entered", extra={"ticket": row.number, "device": device_id, "state": state,
-                                              "issued_at": issued.isoformat()})
+    log.info(
+        "offline ticket entered",
+        extra={"ticket": row.number, "device": device_id, "state": state, "issued_at": issued.isoformat()},
+    )
     _, lease_message = _lease(coordinator, s, device_id, today)
     messages = [lease_message]
     if state == WAITING:
