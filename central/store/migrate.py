@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -14,6 +15,9 @@ from central.domain.errors import NextupError
 from .db import make_engine, normalise_url
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+# Alembic announces each of its plugins at INFO on every run; the migrations it runs are what matter.
+logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 class SchemaOutdated(NextupError, RuntimeError):
