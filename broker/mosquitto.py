@@ -499,8 +499,12 @@ class RunningBroker:
         return self.url(CENTRAL_USER)
 
     def add_device(self, device_id: str, kind: str) -> str:
-        """Give a device credentials and its ACL, applied by a reload; its URL."""
-        self._apply({**self.devices, device_id: kind}, wait_for=device_id)
+        """Give a device credentials and its ACL, applied by a reload; its URL.
+
+        A device already registered with that kind keeps its password and costs no reload.
+        """
+        if self.devices.get(device_id) != kind:
+            self._apply({**self.devices, device_id: kind}, wait_for=device_id)
         return self.url(device_id)
 
     def remove_device(self, device_id: str) -> None:
