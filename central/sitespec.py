@@ -27,10 +27,9 @@ from central.domain.errors import InvalidSiteFile
 from central.domain.hours import WEEKDAYS, OpeningHours
 from central.domain.model import PREFIX, SLUG, DeviceKind
 from central.domain.policy import PolicyKind, PriorityPolicy
+from nextup.contract import DEVICE_ID, LANGUAGE
 
-DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
-LANGUAGE = re.compile(r"^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
 ROLES = ("admin", "specialist")
 DEFAULT_AGING_AFTER_S = 600
 
