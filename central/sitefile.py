@@ -133,20 +133,29 @@ def _sync(
     specs: dict[Any, Any],
     changes: Changes,
     label: str,
-    create: Callable[[Any], Any],
-    update: Callable[[Any, Any], None],
+    values: Callable[[Any], dict[str, Any]],
     *,
+    link: tuple[str, Callable[[Any, Any], bool]] | None = None,
     remove: bool = True,
 ) -> dict[Any, Any]:
-    """Create, update and remove rows of ``model`` so that they match ``specs`` (by ``key``)."""
+    """Create, update and remove rows of ``model`` so that they match ``specs`` (by ``key``).
+
+    ``values(spec)`` gives the row's columns; ``link`` names a relationship and a function
+    that sets it from the spec and says whether it changed.
+    """
     rows = {getattr(r, key): r for r in s.scalars(select(model))}
     for k, spec in specs.items():
-        if k in rows:
-            update(rows[k], spec)
-        else:
-            rows[k] = create(spec)
-            s.add(rows[k])
+        row = rows.get(k)
+        if row is None:
+            row = rows[k] = model(**{key: k}, **values(spec))
+            s.add(row)
+            if link is not None:
+                link[1](row, spec)
             changes.note(f"{label} {k} created")
+            continue
+        changes.set(row, f"{label} {k}", **values(spec))
+        if link is not None and link[1](row, spec):
+            changes.note(f"{label} {k}: {link[0]} set")
     for k in list(rows):
         if k not in specs and remove:
             s.delete(rows.pop(k))
@@ -163,10 +172,7 @@ def _priorities(s: Session, spec: SiteSpec, changes: Changes) -> None:
         {p.key: p for p in spec.priorities},
         changes,
         "priority class",
-        create=lambda p: PriorityRow(key=p.key, name=p.name, rank=p.rank, public=p.public),
-        update=lambda r, p: changes.set(
-            r, f"priority class {p.key}", name=p.name, rank=p.rank, public=p.public
-        ),
+        lambda p: {"name": p.name, "rank": p.rank, "public": p.public},
     )
 
 
@@ -179,12 +185,7 @@ def _services(s: Session, spec: SiteSpec, changes: Changes) -> dict[str, Service
         wanted,
         changes,
         "service",
-        create=lambda v: ServiceRow(
-            key=v.key, name=v.name, description=v.description, prefix=v.prefix, active=v.active
-        ),
-        update=lambda r, v: changes.set(
-            r, f"service {v.key}", name=v.name, description=v.description, prefix=v.prefix, active=v.active
-        ),
+        lambda v: {"name": v.name, "description": v.description, "prefix": v.prefix, "active": v.active},
         remove=False,
     )
     for key, row in rows.items():
@@ -197,11 +198,11 @@ def _services(s: Session, spec: SiteSpec, changes: Changes) -> dict[str, Service
 def _points(
     s: Session, spec: SiteSpec, services: dict[str, ServiceRow], changes: Changes
 ) -> dict[int, PointRow]:
-    def update(row: PointRow, p: Any) -> None:
-        changes.set(row, f"point {p.serial}", name=p.name, active=p.active)
-        if sorted(v.key for v in row.services) != sorted(p.services):
-            row.services = [services[k] for k in sorted(p.services)]
-            changes.note(f"point {p.serial}: services set")
+    def link(row: PointRow, p: Any) -> bool:
+        if sorted(v.key for v in row.services) == sorted(p.services):
+            return False
+        row.services = [services[k] for k in sorted(p.services)]
+        return True
 
     return _sync(
         s,
@@ -210,14 +211,8 @@ def _points(
         {p.serial: p for p in spec.points},
         changes,
         "point",
-        create=lambda p: PointRow(
-            serial=p.serial,
-            name=p.name,
-            active=p.active,
-            ratio_state=[],
-            services=[services[k] for k in sorted(p.services)],
-        ),
-        update=update,
+        lambda p: {"name": p.name, "active": p.active},
+        link=("services", link),
     )
 
 
@@ -234,31 +229,21 @@ def _devices(s: Session, spec: SiteSpec, changes: Changes) -> None:
         {d.id: d for d in spec.devices},
         changes,
         "device",
-        create=lambda d: DeviceRow(
-            id=d.id,
-            kind=d.kind.value,
-            point_serial=d.point,
-            language=d.language,
-            buttons=buttons(d),
-            online=False,
-        ),
-        update=lambda r, d: changes.set(
-            r,
-            f"device {d.id}",
-            kind=d.kind.value,
-            point_serial=d.point,
-            language=d.language,
-            buttons=buttons(d),
-        ),
+        lambda d: {
+            "kind": d.kind.value,
+            "point_serial": d.point,
+            "language": d.language,
+            "buttons": buttons(d),
+        },
     )
 
 
 def _users(s: Session, spec: SiteSpec, points: dict[int, PointRow], changes: Changes) -> None:
-    def update(row: UserRow, u: Any) -> None:
-        changes.set(row, f"user {u.name}", role=u.role)
-        if sorted(p.serial for p in row.points) != sorted(u.points):
-            row.points = [points[n] for n in sorted(u.points)]
-            changes.note(f"user {u.name}: points set")
+    def link(row: UserRow, u: Any) -> bool:
+        if sorted(p.serial for p in row.points) == sorted(u.points):
+            return False
+        row.points = [points[n] for n in sorted(u.points)]
+        return True
 
     # Users made with `nextup user add` and not in the file are kept.
     _sync(
@@ -268,9 +253,7 @@ def _users(s: Session, spec: SiteSpec, points: dict[int, PointRow], changes: Cha
         {u.name: u for u in spec.users},
         changes,
         "user",
-        create=lambda u: UserRow(
-            name=u.name, role=u.role, active=True, points=[points[n] for n in sorted(u.points)]
-        ),
-        update=update,
+        lambda u: {"role": u.role},
+        link=("points", link),
         remove=False,
     )
