@@ -7,7 +7,7 @@ are published).  A refused change shows each reason next to its field.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from central import registry
 from central.coordinator import Coordinator
+from central.domain.hours import WEEKDAYS
 from central.domain.model import TicketState
 from central.registry import InvalidEntry
 from central.store.models import DeviceRow, PointRow, PriorityRow, ServiceRow, SiteRow, TicketRow, UserRow
@@ -75,6 +76,29 @@ def _show_errors(form: FlaskForm, exc: InvalidEntry) -> None:
             field.errors = [*field.errors, message]
         else:
             flash(message, "error")
+
+
+def _submit(form: FlaskForm, save: Callable[[], Any], then: Callable[[Any], Any]) -> Any | None:
+    """Save a sent form that passes its own checks and answer with ``then(what save returned)``.
+
+    None when there is no answer yet: nothing was sent, the form failed its checks, or the registry
+    refused the change (each reason is then next to its field); ``_submit(...) or page`` then shows
+    the form again.
+    """
+    if form.validate_on_submit():
+        try:
+            saved = save()
+        except InvalidEntry as exc:
+            _show_errors(form, exc)
+        else:
+            return then(saved)
+    return None
+
+
+def _back(to: str, message: str) -> Any:
+    """Say what was saved and go back to the list it is on."""
+    flash(message, "success")
+    return redirect(to)
 
 
 def _form_page(form: FlaskForm, title: str, back: str, fields: list[str], **hints: str) -> Any:
@@ -137,21 +161,22 @@ def services() -> Any:
     return render_template("admin/services.html", rows=rows)
 
 
+def _save_service(form: ServiceForm, editing: str | None = None) -> str:
+    return registry.save_service(_coordinator(), key=form.key.data, name=form.name.data,
+                                 prefix=form.prefix.data, description=form.description.data or "",
+                                 active=form.active.data, editing=editing)
+
+
 @blueprint.route("/services/new", methods=["GET", "POST"])
 @role_required(ADMIN)
 def services_new() -> Any:
     form = ServiceForm()
-    if form.validate_on_submit():
-        try:
-            key = registry.save_service(_coordinator(), key=form.key.data, name=form.name.data,
-                                        prefix=form.prefix.data, description=form.description.data or "",
-                                        active=form.active.data)
-        except InvalidEntry as exc:
-            _show_errors(form, exc)
-        else:
-            flash(f"Service {form.name.data.strip()} created.", "success")
-            return redirect(url_for(".services", _anchor=f"service-{key}"))
-    return _form_page(form, "New service", url_for(".services"), SERVICE_FIELDS)
+    return _submit(
+        form,
+        lambda: _save_service(form),
+        lambda key: _back(url_for(".services", _anchor=f"service-{key}"),
+                          f"Service {form.name.data.strip()} created."),
+    ) or _form_page(form, "New service", url_for(".services"), SERVICE_FIELDS)
 
 
 @blueprint.route("/services/<key>", methods=["GET", "POST"])
@@ -164,17 +189,11 @@ def services_edit(key: str) -> Any:
     form = ServiceForm(obj=row)
     form.key.data = row.key
     form.key.render_kw = {"readonly": True}
-    if form.validate_on_submit():
-        try:
-            registry.save_service(_coordinator(), key=key, name=form.name.data, prefix=form.prefix.data,
-                                  description=form.description.data or "", active=form.active.data,
-                                  editing=key)
-        except InvalidEntry as exc:
-            _show_errors(form, exc)
-        else:
-            flash(f"Service {form.name.data.strip()} saved.", "success")
-            return redirect(url_for(".services"))
-    return _form_page(form, f"Service {row.name}", url_for(".services"), SERVICE_FIELDS)
+    return _submit(
+        form,
+        lambda: _save_service(form, editing=key),
+        lambda _: _back(url_for(".services"), f"Service {form.name.data.strip()} saved."),
+    ) or _form_page(form, f"Service {row.name}", url_for(".services"), SERVICE_FIELDS)
 
 
 # --- points -------------------------------------------------------------------------------------
@@ -186,6 +205,12 @@ def _point_choices(form: PointForm) -> None:
                                  for r in s.scalars(select(ServiceRow).order_by(ServiceRow.prefix))]
         form.specialists.choices = [(u.id, u.name) for u in s.scalars(
             select(UserRow).where(UserRow.role == SPECIALIST).order_by(UserRow.name))]
+
+
+def _save_point(form: PointForm, editing: int | None = None) -> int:
+    return registry.save_point(_coordinator(), serial=form.serial.data, name=form.name.data,
+                               services=form.services.data, active=form.active.data,
+                               specialists=form.specialists.data, editing=editing)
 
 
 @blueprint.get("/points")
@@ -214,17 +239,11 @@ def points() -> Any:
 def points_new() -> Any:
     form = PointForm()
     _point_choices(form)
-    if form.validate_on_submit():
-        try:
-            serial = registry.save_point(_coordinator(), serial=form.serial.data, name=form.name.data,
-                                         services=form.services.data, active=form.active.data,
-                                         specialists=form.specialists.data)
-        except InvalidEntry as exc:
-            _show_errors(form, exc)
-        else:
-            flash(f"Point {serial} ({form.name.data.strip()}) created.", "success")
-            return redirect(url_for(".points"))
-    return _form_page(form, "New service point", url_for(".points"), POINT_FIELDS)
+    return _submit(
+        form,
+        lambda: _save_point(form),
+        lambda serial: _back(url_for(".points"), f"Point {serial} ({form.name.data.strip()}) created."),
+    ) or _form_page(form, "New service point", url_for(".points"), POINT_FIELDS)
 
 
 @blueprint.route("/points/<int:serial>", methods=["GET", "POST"])
@@ -242,17 +261,11 @@ def points_edit(serial: int) -> Any:
     form.serial.data = serial
     form.serial.render_kw = {"readonly": True}
     _point_choices(form)
-    if form.validate_on_submit():
-        try:
-            registry.save_point(_coordinator(), serial=serial, name=form.name.data,
-                                services=form.services.data, active=form.active.data,
-                                specialists=form.specialists.data, editing=serial)
-        except InvalidEntry as exc:
-            _show_errors(form, exc)
-        else:
-            flash(f"Point {serial} saved.", "success")
-            return redirect(url_for(".points"))
-    return _form_page(form, f"Point {serial}: {current['name']}", url_for(".points"), POINT_FIELDS)
+    return _submit(
+        form,
+        lambda: _save_point(form, editing=serial),
+        lambda _: _back(url_for(".points"), f"Point {serial} saved."),
+    ) or _form_page(form, f"Point {serial}: {current['name']}", url_for(".points"), POINT_FIELDS)
 
 
 # --- staff --------------------------------------------------------------------------------------
@@ -262,6 +275,12 @@ def _user_choices(form: UserForm) -> None:
     with _read() as s:
         form.points.choices = [(p.serial, f"{p.serial} · {p.name}")
                                for p in s.scalars(select(PointRow).order_by(PointRow.serial))]
+
+
+def _save_user(form: UserForm, editing: int | None = None) -> int:
+    return registry.save_user(_coordinator(), name=form.name.data, role=form.role.data,
+                              password=form.password.data, points=form.points.data, active=form.active.data,
+                              editing=editing)
 
 
 @blueprint.get("/staff")
@@ -281,16 +300,11 @@ def users() -> Any:
 def users_new() -> Any:
     form = UserForm()
     _user_choices(form)
-    if form.validate_on_submit():
-        try:
-            registry.save_user(_coordinator(), name=form.name.data, role=form.role.data,
-                               password=form.password.data, points=form.points.data, active=form.active.data)
-        except InvalidEntry as exc:
-            _show_errors(form, exc)
-        else:
-            flash(f"{form.name.data.strip()} can now sign in.", "success")
-            return redirect(url_for(".users"))
-    return _form_page(form, "New person", url_for(".users"), USER_FIELDS,
+    return _submit(
+        form,
+        lambda: _save_user(form),
+        lambda _: _back(url_for(".users"), f"{form.name.data.strip()} can now sign in."),
+    ) or _form_page(form, "New person", url_for(".users"), USER_FIELDS,
                       password="At least 10 characters; stored as an argon2id hash.")
 
 
@@ -306,19 +320,13 @@ def users_edit(user_id: int) -> Any:
         has_password = bool(row.password_hash)
     form = UserForm(data=current) if request.method == "GET" else UserForm()
     _user_choices(form)
-    if form.validate_on_submit():
-        try:
-            registry.save_user(_coordinator(), name=form.name.data, role=form.role.data,
-                               password=form.password.data, points=form.points.data, active=form.active.data,
-                               editing=user_id)
-        except InvalidEntry as exc:
-            _show_errors(form, exc)
-        else:
-            flash(f"{form.name.data.strip()} saved.", "success")
-            return redirect(url_for(".users"))
     hint = ("Leave empty to keep the current password." if has_password
             else "No password yet: this person cannot sign in until given one.")
-    return _form_page(form, current["name"], url_for(".users"), USER_FIELDS, password=hint)
+    return _submit(
+        form,
+        lambda: _save_user(form, editing=user_id),
+        lambda _: _back(url_for(".users"), f"{form.name.data.strip()} saved."),
+    ) or _form_page(form, current["name"], url_for(".users"), USER_FIELDS, password=hint)
 
 
 # --- priority classes and policy ----------------------------------------------------------------
@@ -341,6 +349,11 @@ def _priorities_page(
                            plain=LogoutForm, current_policy=site.policy if site else "strict"), status
 
 
+def _save_priority(form: PriorityForm, editing: str | None = None) -> str:
+    return registry.save_priority(_coordinator(), key=form.key.data, name=form.name.data,
+                                  public=form.public.data, editing=editing)
+
+
 @blueprint.get("/priorities")
 @role_required(ADMIN)
 def priorities() -> Any:
@@ -351,16 +364,12 @@ def priorities() -> Any:
 @role_required(ADMIN)
 def priorities_new() -> Any:
     form = PriorityForm()
-    if form.validate_on_submit():
-        try:
-            registry.save_priority(_coordinator(), key=form.key.data, name=form.name.data,
-                                   public=form.public.data)
-        except InvalidEntry as exc:
-            _show_errors(form, exc)
-        else:
-            flash(f"Priority class {form.name.data.strip()} added (last in the order).", "success")
-            return redirect(url_for(".priorities"))
-    return _priorities_page(new=form, status=400)
+    return _submit(
+        form,
+        lambda: _save_priority(form),
+        lambda _: _back(url_for(".priorities"),
+                        f"Priority class {form.name.data.strip()} added (last in the order)."),
+    ) or _priorities_page(new=form, status=400)
 
 
 @blueprint.route("/priorities/<key>", methods=["GET", "POST"])
@@ -373,16 +382,11 @@ def priorities_edit(key: str) -> Any:
     form = PriorityForm(obj=row)
     form.key.data = key
     form.key.render_kw = {"readonly": True}
-    if form.validate_on_submit():
-        try:
-            registry.save_priority(_coordinator(), key=key, name=form.name.data, public=form.public.data,
-                                   editing=key)
-        except InvalidEntry as exc:
-            _show_errors(form, exc)
-        else:
-            flash(f"Priority class {form.name.data.strip()} saved.", "success")
-            return redirect(url_for(".priorities"))
-    return _form_page(form, f"Priority class {row.name}", url_for(".priorities"), ["key", "name", "public"])
+    return _submit(
+        form,
+        lambda: _save_priority(form, editing=key),
+        lambda _: _back(url_for(".priorities"), f"Priority class {form.name.data.strip()} saved."),
+    ) or _form_page(form, f"Priority class {row.name}", url_for(".priorities"), ["key", "name", "public"])
 
 
 @blueprint.post("/priorities/move")
@@ -416,16 +420,12 @@ def priorities_delete(key: str) -> Any:
 @role_required(ADMIN)
 def priorities_policy() -> Any:
     form = PolicyForm()
-    if form.validate_on_submit():
-        try:
-            registry.set_policy(_coordinator(), policy=form.policy.data,
-                                aging_after_s=form.aging_after_s.data, ratio=form.ratio.data)
-        except InvalidEntry as exc:
-            _show_errors(form, exc)
-        else:
-            flash("Priority policy saved.", "success")
-            return redirect(url_for(".priorities"))
-    return _priorities_page(policy=form, status=400)
+    return _submit(
+        form,
+        lambda: registry.set_policy(_coordinator(), policy=form.policy.data,
+                                    aging_after_s=form.aging_after_s.data, ratio=form.ratio.data),
+        lambda _: _back(url_for(".priorities"), "Priority policy saved."),
+    ) or _priorities_page(policy=form, status=400)
 
 
 # --- devices ------------------------------------------------------------------------------------
@@ -439,6 +439,12 @@ def _device_choices(form: DeviceForm) -> None:
 
 def _broker_dir() -> str | None:
     return current_app.config.get("BROKER_DIR") or None
+
+
+def _save_device(form: DeviceForm, editing: str | None = None) -> str:
+    return registry.save_device(_coordinator(), id=form.id.data, kind=form.kind.data,
+                                point=int(form.point.data) if form.point.data else None,
+                                language=form.language.data, editing=editing)
 
 
 @blueprint.get("/devices")
@@ -461,16 +467,11 @@ def _credentials_page(device_id: str, created: bool) -> Any:
 def devices_new() -> Any:
     form = DeviceForm()
     _device_choices(form)
-    if form.validate_on_submit():
-        try:
-            device_id = registry.save_device(_coordinator(), id=form.id.data, kind=form.kind.data,
-                                             point=int(form.point.data) if form.point.data else None,
-                                             language=form.language.data)
-        except InvalidEntry as exc:
-            _show_errors(form, exc)
-        else:
-            return _credentials_page(device_id, created=True)
-    return _form_page(form, "New device", url_for(".devices"), ["id", "kind", "point", "language"])
+    return _submit(
+        form,
+        lambda: _save_device(form),
+        lambda device_id: _credentials_page(device_id, created=True),
+    ) or _form_page(form, "New device", url_for(".devices"), ["id", "kind", "point", "language"])
 
 
 @blueprint.route("/devices/<device_id>", methods=["GET", "POST"])
@@ -486,17 +487,11 @@ def devices_edit(device_id: str) -> Any:
     form.id.data = device_id
     form.id.render_kw = {"readonly": True}
     _device_choices(form)
-    if form.validate_on_submit():
-        try:
-            registry.save_device(_coordinator(), id=device_id, kind=form.kind.data,
-                                 point=int(form.point.data) if form.point.data else None,
-                                 language=form.language.data, editing=device_id)
-        except InvalidEntry as exc:
-            _show_errors(form, exc)
-        else:
-            flash(f"Device {device_id} saved.", "success")
-            return redirect(url_for(".devices"))
-    return _form_page(form, f"Device {device_id}", url_for(".devices"), ["id", "kind", "point", "language"])
+    return _submit(
+        form,
+        lambda: _save_device(form, editing=device_id),
+        lambda _: _back(url_for(".devices"), f"Device {device_id} saved."),
+    ) or _form_page(form, f"Device {device_id}", url_for(".devices"), ["id", "kind", "point", "language"])
 
 
 @blueprint.post("/devices/<device_id>/credentials")
@@ -531,19 +526,13 @@ def devices_delete(device_id: str) -> Any:
 def hours() -> Any:
     weekly, closed = registry.hours_text(_coordinator())
     form = HoursForm(data={**weekly, "closed": closed}) if request.method == "GET" else HoursForm()
-    if form.validate_on_submit():
-        from central.domain.hours import WEEKDAYS
-
-        try:
-            weekly = {d: form[d].data or "" for d in WEEKDAYS}
-            registry.set_hours(_coordinator(), weekly, form.closed.data or "")
-        except InvalidEntry as exc:
-            _show_errors(form, exc)
-        else:
-            flash("Opening hours saved.", "success")
-            return redirect(url_for(".hours"))
-    return render_template("admin/hours.html", form=form, site=_coordinator().site_state()), \
-        400 if form.errors else 200
+    return _submit(
+        form,
+        lambda: registry.set_hours(_coordinator(), {d: form[d].data or "" for d in WEEKDAYS},
+                                   form.closed.data or ""),
+        lambda _: _back(url_for(".hours"), "Opening hours saved."),
+    ) or (render_template("admin/hours.html", form=form, site=_coordinator().site_state()),
+          400 if form.errors else 200)
 
 
 # --- tickets that need a look -------------------------------------------------------------------
