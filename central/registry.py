@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -66,6 +66,26 @@ class _Problems:
         if self.errors:
             raise InvalidEntry(self.errors)
 
+    def key(self, key: str) -> None:
+        """A key as links and devices use it (a slug)."""
+        if not SLUG.match(key):
+            self("key", f"The key {key!r} is not valid: {SLUG_RULE}." if key else "A key is required.")
+
+    def name(self, name: str, longest: int) -> None:
+        """A name people read: present, and at most ``longest`` characters."""
+        if not name:
+            self("name", "A name is required.")
+        elif len(name) > longest:
+            self("name", f"At most {longest} characters.")
+
+    def new_or_edited(self, row: Any, editing: object, *, missing: str, field: str,
+                      taken: Callable[[Any], str]) -> None:
+        """An edit needs its row, else ``missing`` refuses the whole form; a new entry, ``field`` free."""
+        if editing is not None and row is None:
+            raise InvalidEntry({"form": missing})
+        if editing is None and row is not None:
+            self(field, taken(row))
+
 
 def _write(coordinator: Coordinator, change: Any) -> Any:
     """Run ``change(session)`` in one transaction, then publish what changed."""
@@ -95,21 +115,15 @@ def save_service(
     """Create service ``key`` or, with ``editing``, update that service (its key stays)."""
     key, name, prefix, description = _text(editing or key), _text(name), _text(prefix), _text(description)
     problem = _Problems()
-    if not SLUG.match(key):
-        problem("key", f"The key {key!r} is not valid: {SLUG_RULE}." if key else "A key is required.")
-    if not name:
-        problem("name", "A name is required.")
-    elif len(name) > 128:
-        problem("name", "At most 128 characters.")
+    problem.key(key)
+    problem.name(name, longest=128)
     if not PREFIX.match(prefix):
         problem("prefix", "1 to 3 uppercase letters, e.g. A." if prefix else "A prefix is required.")
 
     def change(s: Session) -> str:
         row = s.scalars(select(ServiceRow).where(ServiceRow.key == key)).one_or_none()
-        if editing is not None and row is None:
-            raise InvalidEntry({"form": f"There is no service {key!r}."})
-        if editing is None and row is not None:
-            problem("key", f"The key {key!r} is already used by {row.name}.")
+        problem.new_or_edited(row, editing, missing=f"There is no service {key!r}.", field="key",
+                              taken=lambda used: f"The key {key!r} is already used by {used.name}.")
         other = s.scalars(select(ServiceRow).where(ServiceRow.prefix == prefix)).one_or_none()
         if other is not None and other is not row:
             problem("prefix", f"The prefix {prefix} is already used by {other.name}.")
@@ -143,18 +157,13 @@ def save_point(
         problem("serial", "A serial is required.")
     elif not 1 <= serial <= 9999:
         problem("serial", "A number from 1 to 9999.")
-    if not name:
-        problem("name", "A name is required.")
-    elif len(name) > 64:
-        problem("name", "At most 64 characters.")
+    problem.name(name, longest=64)
     problem.raise_any()
 
     def change(s: Session) -> int:
         row = s.scalars(select(PointRow).where(PointRow.serial == serial)).one_or_none()
-        if editing is not None and row is None:
-            raise InvalidEntry({"form": f"There is no point {serial}."})
-        if editing is None and row is not None:
-            problem("serial", f"Serial {serial} is already used by {row.name}.")
+        problem.new_or_edited(row, editing, missing=f"There is no point {serial}.", field="serial",
+                              taken=lambda used: f"Serial {serial} is already used by {used.name}.")
         rows = {r.key: r for r in s.scalars(select(ServiceRow).where(ServiceRow.key.in_(wanted)))}
         missing = [k for k in wanted if k not in rows]
         if missing:
@@ -284,26 +293,28 @@ def _ranked(s: Session) -> list[PriorityRow]:
     return list(s.scalars(select(PriorityRow).order_by(PriorityRow.rank)))
 
 
+def _place(ranked: list[PriorityRow], key: str) -> int:
+    """Where class ``key`` stands in ``ranked``."""
+    index = next((i for i, r in enumerate(ranked) if r.key == key), None)
+    if index is None:
+        raise InvalidEntry({"key": f"There is no priority class {key!r}."})
+    return index
+
+
 def save_priority(
     coordinator: Coordinator, *, key: str, name: str, public: bool = True, editing: str | None = None
 ) -> str:
     """Create priority class ``key`` (last in the order) or, with ``editing``, change name or ``public``."""
     key, name = _text(editing or key), _text(name)
     problem = _Problems()
-    if not SLUG.match(key):
-        problem("key", f"The key {key!r} is not valid: {SLUG_RULE}." if key else "A key is required.")
-    if not name:
-        problem("name", "A name is required.")
-    elif len(name) > 64:
-        problem("name", "At most 64 characters.")
+    problem.key(key)
+    problem.name(name, longest=64)
     problem.raise_any()
 
     def change(s: Session) -> str:
         row = s.scalars(select(PriorityRow).where(PriorityRow.key == key)).one_or_none()
-        if editing is not None and row is None:
-            raise InvalidEntry({"form": f"There is no priority class {key!r}."})
-        if editing is None and row is not None:
-            problem("key", f"The key {key!r} is already used by {row.name}.")
+        problem.new_or_edited(row, editing, missing=f"There is no priority class {key!r}.", field="key",
+                              taken=lambda used: f"The key {key!r} is already used by {used.name}.")
         problem.raise_any()
         if row is None:
             ranked = _ranked(s)
@@ -326,9 +337,7 @@ def move_priority(coordinator: Coordinator, key: str, direction: str) -> None:
 
     def change(s: Session) -> None:
         ranked = _ranked(s)
-        index = next((i for i, r in enumerate(ranked) if r.key == key), None)
-        if index is None:
-            raise InvalidEntry({"key": f"There is no priority class {key!r}."})
+        index = _place(ranked, key)
         other = index - 1 if direction == "up" else index + 1
         if not 0 <= other < len(ranked):
             return
@@ -357,9 +366,7 @@ def delete_priority(coordinator: Coordinator, key: str) -> None:
 
     def change(s: Session) -> None:
         ranked = _ranked(s)
-        index = next((i for i, r in enumerate(ranked) if r.key == key), None)
-        if index is None:
-            raise InvalidEntry({"key": f"There is no priority class {key!r}."})
+        index = _place(ranked, key)
         if len(ranked) == 1:
             raise InvalidEntry({"key": "The site needs at least one priority class."})
         busy = s.scalar(select(func.count(TicketRow.id)).where(TicketRow.priority == key,
@@ -454,10 +461,8 @@ def save_device(
 
     def change(s: Session) -> str:
         row = s.get(DeviceRow, device_id)
-        if editing is not None and row is None:
-            raise InvalidEntry({"form": f"There is no device {device_id!r}."})
-        if editing is None and row is not None:
-            problem("id", f"The id {device_id!r} is already used by a {row.kind}.")
+        problem.new_or_edited(row, editing, missing=f"There is no device {device_id!r}.", field="id",
+                              taken=lambda used: f"The id {device_id!r} is already used by a {used.kind}.")
         if point is not None and s.scalar(select(PointRow.id).where(PointRow.serial == point)) is None:
             problem("point", f"There is no point {point}.")
         problem.raise_any()
