@@ -8,23 +8,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 from escpos.printer import Dummy
 
-from broker.mosquitto import RunningBroker
-from central.runner import Central
-from central.sitefile import apply_site
-from central.sitespec import parse_site_file
-from central.store import Store
-from central.store.migrate import upgrade
+from bench.site import BenchSite, bench_site, percentile
 from edge.kiosk import Kiosk
 from edge.pointbutton import PointUnit
 from nextup.settings import Settings, load
-
-SITE_FILE = Path(__file__).resolve().parent.parent / "examples" / "demo-site.toml"
 
 
 def _wait(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
@@ -36,43 +27,26 @@ def _wait(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-
 
 
 def _summary(name: str, samples: list[float]) -> str:
-    ms = sorted(s * 1000 for s in samples)
-    p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
-    return (f"{name:<38} n={len(ms):<4} median {statistics.median(ms):7.1f} ms   p95 {p95:7.1f} ms"
-            f"   max {ms[-1]:7.1f} ms")
+    ms = [s * 1000 for s in samples]
+    return (f"{name:<38} n={len(ms):<4} median {statistics.median(ms):7.1f} ms"
+            f"   p95 {percentile(ms, 95):7.1f} ms   max {max(ms):7.1f} ms")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--presses", type=int, default=50)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="nextup-bench-") as tmp:
-        folder = Path(tmp)
-        db = f"sqlite:///{folder / 'nextup.sqlite3'}"
-        upgrade(db)
-        store = Store(db)
-        apply_site(store, parse_site_file(SITE_FILE))
-        store.close()
-        broker = RunningBroker(folder / "broker").start()
-        try:
-            central = Central(Settings(site=broker.site, database_url=db, mqtt_url=broker.central_url),
-                              http=None)
-            urls = {d: broker.add_device(d, k) for d, k in (("kiosk-1", "kiosk"), ("point-1", "point"))}
-            central.start()
-            central.bridge.wait_connected(10)
-            try:
-                run(folder, broker, urls, args.presses)
-            finally:
-                central.stop()
-        finally:
-            broker.stop()
+    with bench_site() as site:
+        run(site, args.presses)
 
 
-def run(folder: Path, broker: RunningBroker, urls: dict[str, str], presses: int) -> None:
+def run(site: BenchSite, presses: int) -> None:
+    broker = site.broker
+
     def settings(device_id: str, toml: str) -> Settings:
-        path = folder / f"{device_id}.toml"
+        path = site.directory / f"{device_id}.toml"
         path.write_text(toml)
-        return load(path, env={"NEXTUP_DEVICE_ID": device_id, "NEXTUP_MQTT_URL": urls[device_id],
+        return load(path, env={"NEXTUP_DEVICE_ID": device_id, "NEXTUP_MQTT_URL": site.device_urls[device_id],
                                "NEXTUP_SITE": broker.site})
 
     kiosk = Kiosk(settings("kiosk-1", "[kiosk]\nholdoff_s = 0.000001\n"), sim=True, printer=Dummy())
