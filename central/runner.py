@@ -55,12 +55,8 @@ class Central:
     def start(self) -> Central:
         self.bridge.start()
         if self.http is not None:
-            from waitress.server import create_server
-
-            # Each open live stream (server-sent events) holds a thread: live.MAX_STREAMS of them at most.
-            self._server = create_server(
-                self.app, host=self.http[0], port=self.http[1], threads=32, ident="nextup"
-            )
+            # Each open live stream (server-sent events) holds a thread: the server adds them as streams open.
+            self._server = live.make_server(self.app, host=self.http[0], port=self.http[1])
             self._spawn(self._serve_http, "http")
         self._spawn(self._tick, "tick")
         return self
@@ -101,8 +97,9 @@ class Central:
         self._stopping.set()
         if self._server is not None:
             live.close(self.app)  # live streams wait for news: end them so their threads are free to stop
-            self._server.close()
+            # Threads first: a stream's last write wakes the server's loop, which must still be open.
             self._server.task_dispatcher.shutdown()
+            self._server.close()
         self.bridge.stop()
         for thread in self._threads:
             thread.join(timeout=5)

@@ -30,7 +30,7 @@ from central.domain.errors import (
     UnknownTicket,
 )
 
-from . import live
+from . import live, positions
 from .extensions import limiter
 
 blueprint = Blueprint("customer", __name__)
@@ -49,6 +49,7 @@ def ticket_rate_limit() -> str:
 @blueprint.record_once
 def _setup(state: Any) -> None:
     live.init_app(state.app)
+    positions.init_app(state.app)
 
 
 @blueprint.app_context_processor
@@ -137,7 +138,8 @@ def _view(token: str) -> TicketView:
     if not TOKEN.match(token):
         raise NotFound()
     try:
-        return coordinator().ticket(token)
+        # A hall of phones reopens these pages and streams all day: the queue is read once per change.
+        return positions.positions().ticket(token)
     except UnknownTicket:
         raise NotFound() from None
 
@@ -170,21 +172,24 @@ def ticket(token: str) -> Any:
 @blueprint.get("/t/<token>/events")
 def ticket_events(token: str) -> Any:
     """Server-sent events: the ticket's data (event ``ticket``) whenever the queue moves."""
-    view = _view(token)
-    c = coordinator()
-    state = {"finished": view.state in FINISHED}
+    current = _view(token)
+    finished = current.state in FINISHED
+    order = positions.positions()
+    board = coordinator().topics.board  # every change of a queue republishes the board
 
     def render(messages: list[Message]) -> list[live.Event]:
-        try:
-            current = c.ticket(token) if messages else view
-        except UnknownTicket:  # purged meanwhile
-            state["finished"] = True
-            return []
-        state["finished"] = current.state in FINISHED
+        nonlocal current, finished
+        if messages:
+            try:
+                # Every open page wakes on the same change: they share one read of the queue.
+                current = order.ticket(token, current, positions.board_version(messages, board))
+            except UnknownTicket:  # purged meanwhile
+                finished = True
+                return []
+        finished = current.state in FINISHED
         return [live.Event("ticket", ticket_data(current))]
 
-    # Every change of a queue republishes the board.
-    return _private(live.event_stream(render, topics=c.topics.board.__eq__, done=lambda: state["finished"]))
+    return _private(live.event_stream(render, topics=board.__eq__, done=lambda: finished))
 
 
 @blueprint.post("/t/<token>/cancel")

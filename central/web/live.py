@@ -19,16 +19,22 @@ A page's stream is made with ``event_stream``::
 
 ``render`` runs in the stream's thread and returns the events to send (an
 event equal to the last one of the same name is not sent again).  The stream
-sends a heartbeat every ``heartbeat_s`` and ends after about ``lifetime_s``:
-central serves HTTP with a fixed pool of threads and each open stream holds
-one, so streams are short-lived (EventSource reconnects by itself) and their
-number is capped (``max_streams``); a client over the cap gets 204, which tells
-EventSource to stop, and its page falls back to polling.
+sends a heartbeat every ``heartbeat_s`` and ends after about ``lifetime_s``
+(EventSource reconnects by itself), so a phone that left the hall without
+closing its page frees its stream.
+
+Each open stream holds one of the HTTP server's threads (WSGI has no other
+way to wait).  ``make_server`` builds central's waitress server so that the
+threads follow the streams: it starts with ``SPARE_THREADS`` for ordinary
+requests and adds threads as streams open, up to ``max_streams`` streams (a
+hall of phones).  A client over the cap gets 204, which tells EventSource to
+stop, and its page falls back to polling.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import random
 import threading
 import time
@@ -43,12 +49,17 @@ from central.coordinator import Coordinator, Message
 
 EXTENSION = "nextup.live"
 QUEUE_SIZE = 32
-MAX_STREAMS = 24  # central's waitress runs 32 threads: 8 stay for ordinary requests
+MAX_STREAMS = 1000  # a hall full of phones, each following its ticket
+SPARE_THREADS = 32  # threads left for ordinary requests however many streams are open
+THREAD_STEP = 64  # threads are added in steps, not one per stream
+# Connections besides the streams: pages polling or loading, browsers keeping theirs open.
+OTHER_CONNECTIONS = 1000
 LIFETIME_S = 60.0
 HEARTBEAT_S = 15.0
 RETRY_MS = 2000
 
 TopicFilter = Callable[[str], bool]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -119,6 +130,8 @@ class LiveHub:
         self._subscriptions: set[Subscription] = set()
         self._lock = threading.Lock()
         self.closed = False
+        self.on_open: Callable[[int], None] | None = None
+        """Called with the number of open streams whenever one opens (the server makes room)."""
         coordinator.add_listener(self.publish)
 
     def publish(self, messages: list[Message]) -> None:
@@ -135,7 +148,10 @@ class LiveHub:
                 return None
             subscription = Subscription(self, topics, self.queue_size)
             self._subscriptions.add(subscription)
-            return subscription
+            count = len(self._subscriptions)
+        if self.on_open is not None:
+            self.on_open(count)
+        return subscription
 
     @property
     def open_streams(self) -> int:
@@ -177,6 +193,53 @@ def close(app: Flask) -> None:
 def hub(app: Flask | None = None) -> LiveHub:
     """The hub of ``app`` (default: the current app)."""
     return init_app(app if app is not None else current_app._get_current_object())  # type: ignore[attr-defined]
+
+
+def make_server(app: Flask, *, host: str, port: int, ident: str = "nextup") -> Any:
+    """central's waitress server for ``app``: ordinary requests and up to ``max_streams`` live streams.
+
+    A stream holds a thread as long as it is open, so the server starts with ``SPARE_THREADS`` and
+    adds threads as streams open; they are not taken back (a hall's phones come back all day).
+    """
+    from waitress.server import create_server
+
+    live = hub(app)
+    connections = live.max_streams + OTHER_CONNECTIONS
+    _allow_open_files(connections + 256)  # + the database, the broker, logs
+    server = create_server(
+        app, host=host, port=port, ident=ident, threads=SPARE_THREADS, connection_limit=connections,
+        # select() fails past 1,024 open descriptors; poll() has no such limit.
+        asyncore_use_poll=True,
+    )
+    lock = threading.Lock()
+    threads = SPARE_THREADS
+
+    def make_room(streams: int) -> None:
+        nonlocal threads
+        with lock:  # only ever up: a smaller count passed late would stop threads
+            if streams + SPARE_THREADS > threads:
+                threads = min(streams + SPARE_THREADS + THREAD_STEP, live.max_streams + SPARE_THREADS)
+                server.task_dispatcher.set_thread_count(threads)
+
+    live.on_open = make_room
+    return server
+
+
+def _allow_open_files(wanted: int) -> None:
+    """Raise the limit of open files (often 1,024) to ``wanted``, as far as the hard limit lets it."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX: nothing to raise
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < wanted:
+        log.warning("open files are limited to %d of the %d wanted: some live pages may not connect",
+                    target, wanted)
 
 
 def sse_lines(
