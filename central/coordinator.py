@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -82,6 +82,12 @@ from nextup.contract import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# Keys of Session.info: what a transaction changed, and the states rendered from it.
+_TOUCHED = "nextup.touched"
+_RENDERED = "nextup.rendered"
+_PACE = "nextup.pace"
+_HELD = "nextup.held"
+
 BOARD_CALLS = 10
 RECENT_SERVICES = 20
 CALL_EXPIRY_S = 60
@@ -121,6 +127,23 @@ class TicketView:
         out["issued_at"] = self.issued_at.isoformat()
         out["called_at"] = self.called_at.isoformat() if self.called_at else None
         return out
+
+
+@dataclass(frozen=True)
+class Job:
+    """One message to act on once per ``message_id`` of ``source``, however often it is delivered.
+
+    ``act`` changes the queue inside the given transaction and returns the answer to store
+    (or a function giving it once the states are rendered) and any messages of its own;
+    ``answer`` turns a stored answer into what the caller gets.
+    """
+
+    source: str
+    message_id: str
+    kind: str
+    act: Callable[[Session], tuple[Any, list[Message]]]
+    """May raise a ``NextupError`` only before it writes: a refusal after that is its answer."""
+    answer: Callable[[dict[str, Any]], Any]
 
 
 @dataclass(frozen=True)
@@ -187,7 +210,7 @@ class Coordinator:
     # --- loading ------------------------------------------------------------
 
     def _site_row(self, s: Session) -> SiteRow:
-        row = s.get(SiteRow, 1)
+        row = _held(s, SiteRow, 1, lambda: s.get(SiteRow, 1))
         return (
             row
             if row is not None
@@ -243,8 +266,12 @@ class Coordinator:
             raise UnknownPoint(f"There is no point with serial {serial}")
         return row
 
+    def _service_row(self, s: Session, key: str) -> ServiceRow:
+        statement = select(ServiceRow).where(ServiceRow.key == key)
+        return _held(s, ServiceRow, key, lambda: s.scalars(statement).one())
+
     def _device_row(self, s: Session, device_id: str, kind: DeviceKind) -> DeviceRow:
-        row = s.get(DeviceRow, device_id)
+        row = _held(s, DeviceRow, device_id, lambda: s.get(DeviceRow, device_id))
         if row is None:
             raise UnknownDevice(f"Device {device_id!r} is not in the site's registry")
         if row.kind != kind.value:
@@ -261,6 +288,31 @@ class Coordinator:
             .order_by(TicketRow.id)
         )
         return list(s.scalars(statement))
+
+    def _class_heads(self, s: Session, service_ids: Iterable[int]) -> list[TicketRow]:
+        """The first waiting ticket of each class of each service, locked for calling.
+
+        Heads another point is calling right now are skipped (PostgreSQL: SKIP LOCKED) and the
+        next of the class is taken: two points never wait on each other or call the same ticket.
+        """
+        heads: list[TicketRow] = []
+        for service_id in service_ids:
+            rank: int | None = None
+            while True:
+                statement = (
+                    select(TicketRow)
+                    .where(TicketRow.state == TicketState.WAITING.value, TicketRow.service_id == service_id)
+                    .order_by(TicketRow.priority_rank, TicketRow.issued_at, TicketRow.seq, TicketRow.id)
+                    .limit(1)
+                )
+                if rank is not None:
+                    statement = statement.where(TicketRow.priority_rank > rank)
+                head = s.scalars(self.store.for_update(statement, skip_locked=True)).first()
+                if head is None:
+                    break
+                heads.append(head)
+                rank = head.priority_rank
+        return heads
 
     def _current_row(self, s: Session, serial: int) -> TicketRow | None:
         statement = select(TicketRow).where(
@@ -302,6 +354,53 @@ class Coordinator:
             ahead, self._recent_service_s(s, row.service_id), self._active_points_for(s, row.service_id)
         )
         return ahead, eta
+
+    def _waiting_classes(self, s: Session, service_id: int) -> list[int]:
+        """The classes with someone waiting for the service, one index seek each."""
+        ranks: list[int] = []
+        while True:
+            statement = select(func.min(TicketRow.priority_rank)).where(
+                TicketRow.state == TicketState.WAITING.value, TicketRow.service_id == service_id
+            )
+            if ranks:
+                statement = statement.where(TicketRow.priority_rank > ranks[-1])
+            rank = s.scalar(statement)
+            if rank is None:
+                return ranks
+            ranks.append(rank)
+
+    def _ahead_of_new(self, s: Session, rules: SiteRules, row: TicketRow, now: datetime) -> tuple[int, int]:
+        """People ahead of and estimated wait for a ticket just issued, counted in the database."""
+        policy = rules.policy
+        others = (
+            TicketRow.state == TicketState.WAITING.value,
+            TicketRow.service_id == row.service_id,
+            TicketRow.id != row.id,
+        )
+        ahead = 0
+        if not policy.orders_by_time:
+            by_class = s.execute(
+                select(TicketRow.priority_rank, func.count(TicketRow.id))
+                .where(*others)
+                .group_by(TicketRow.priority_rank)
+            )
+            ahead = policy.ratio_place_of_new({r: n for r, n in by_class}, row.priority_rank)
+        else:
+            before = []
+            for rank in self._waiting_classes(s, row.service_id):
+                cutoff = policy.called_before_new(row.priority_rank, rank, now)
+                if cutoff is not None:
+                    before.append(and_(TicketRow.priority_rank == rank, TicketRow.issued_at <= cutoff))
+            if before:
+                ahead = s.scalar(select(func.count(TicketRow.id)).where(*others, or_(*before))) or 0
+        # Service times and active points change only with a point's command: a batch of tickets shares them.
+        pace = s.info.setdefault(_PACE, {})
+        if row.service_id not in pace:
+            pace[row.service_id] = (
+                self._recent_service_s(s, row.service_id),
+                self._active_points_for(s, row.service_id),
+            )
+        return ahead, estimate_wait_s(ahead, *pace[row.service_id])
 
     # --- states to publish --------------------------------------------------
 
@@ -378,10 +477,29 @@ class Coordinator:
             opens_at=opens.isoformat() if opens else None,
         )
 
-    def _changes(
-        self, s: Session, service_ids: Iterable[int], points: Iterable[PointRow] = ()
-    ) -> list[Message]:
-        """Board and the states of ``points`` and of every point providing ``service_ids``."""
+    @staticmethod
+    def _touch(s: Session, service_ids: Iterable[int], points: Iterable[PointRow] = ()) -> None:
+        """Mark the queues of ``service_ids`` and ``points`` changed in this transaction.
+
+        The board and point states are rendered once per transaction (see ``_render``),
+        however many tickets and commands it holds.
+        """
+        services, touched = s.info.setdefault(_TOUCHED, (set(), {}))
+        services.update(service_ids)
+        for point in points:
+            touched[point.serial] = point
+            s.info.pop(_PACE, None)
+
+    def _render(self, s: Session) -> list[Message]:
+        """Board and the states of the points touched and of every point providing a touched service."""
+        services, points = s.info.pop(_TOUCHED, (set(), {}))
+        if not services and not points:
+            return []
+        messages = self._changes(s, services, points.values())
+        s.info[_RENDERED] = {m.topic: m.payload for m in messages}
+        return messages
+
+    def _changes(self, s: Session, service_ids: Iterable[int], points: Iterable[PointRow]) -> list[Message]:
         version = self._bump_version(s)
         counts = self._waiting_counts(s)
         affected = {p.serial: p for p in points}
@@ -465,7 +583,8 @@ class Coordinator:
     ) -> TicketView:
         """A new ticket, numbered and queued."""
         with self.store.write() as s:
-            view, messages = self._issue(s, service, priority, channel, language, device_id)
+            view = self._issue(s, service, priority, channel, language, device_id)
+            messages = self._render(s)
         self._emit(messages)
         return view
 
@@ -477,11 +596,11 @@ class Coordinator:
         channel: Channel,
         language: str | None,
         device_id: str | None,
-    ) -> tuple[TicketView, list[Message]]:
+    ) -> TicketView:
         now = self.clock()
         rules = self.rules(s)
         service, priority = rules.check_can_issue(service_key, priority_key, channel, now)
-        service_row = s.scalars(select(ServiceRow).where(ServiceRow.key == service.key)).one()
+        service_row = self._service_row(s, service.key)
         seq = self._next_seq(s, service_row.id, service_day(now, rules.tz))
         ticket = new_ticket(
             rules,
@@ -512,9 +631,10 @@ class Coordinator:
         s.add(row)
         s.flush()
         self._event(s, row, "issued", now)
-        ahead, eta = self._ahead_and_eta(s, rules, row, now)
+        ahead, eta = self._ahead_of_new(s, rules, row, now)
         log.info("ticket issued", extra={"ticket": row.number, "channel": channel.value, "device": device_id})
-        return self._view(row, ahead, eta, None), self._changes(s, [service_row.id])
+        self._touch(s, [service_row.id])
+        return self._view(row, ahead, eta, None)
 
     def _next_seq(self, s: Session, service_id: int, day: Any) -> int:
         # Numbering is shared with the numbers leased to kiosks: one place decides both.
@@ -560,7 +680,8 @@ class Coordinator:
                 raise UnknownTicket("There is no such ticket")
             _apply(row, _ticket(row).cancel(now))
             self._event(s, row, "cancelled", now)
-            messages = self._changes(s, [row.service_id])
+            self._touch(s, [row.service_id])
+            messages = self._render(s)
             view = self._view(row, 0, 0, None)
         self._emit(messages)
         return view
@@ -570,53 +691,103 @@ class Coordinator:
         source: str,
         message_id: str,
         kind: str,
-        act: Callable[[Session], tuple[dict[str, Any], list[Message]]],
+        act: Callable[[Session], tuple[Any, list[Message]]],
         answer: Callable[[dict[str, Any]], T],
     ) -> T:
-        """Run ``act`` once per ``message_id`` of ``source``, however often the message is delivered.
+        """Run ``act`` once per ``message_id`` of ``source``, however often the message is delivered."""
+        return self._run_one(Job(source, message_id, kind, act, answer))  # type: ignore[no-any-return]
 
-        ``act`` returns the answer to store and the messages to publish; the answer is
-        stored in the same transaction as the effect, and a redelivery gets it again.
+    def _run_one(self, job: Job) -> Any:
+        (result,) = self.run([job])
+        if isinstance(result, NextupError):
+            raise result
+        return result
+
+    def run(self, jobs: list[Job]) -> list[Any]:
+        """Do ``jobs`` in one transaction, each once however often delivered; their answers, in order.
+
+        A job refused with a ``NextupError`` gets the error as its answer and changes nothing;
+        the others still commit.  The board and point states are rendered once for all jobs,
+        which is what lets a busy central keep up: one commit and one set of states per batch.
+        Each answer is stored in the same transaction as its effect, and a redelivery gets it again.
         """
         for _attempt in range(3):
             try:
                 with self.store.write() as s:
-                    prior = s.get(ProcessedMessageRow, (source, message_id))
-                    if prior is not None:
-                        return answer(prior.response)
-                    response, messages = act(s)
-                    s.add(
-                        ProcessedMessageRow(
-                            source=source,
-                            message_id=message_id,
-                            kind=kind,
-                            response=response,
-                            at=self.clock(),
-                        )
-                    )
+                    answers, messages = self._run(s, jobs)
             except IntegrityError:
-                continue  # the same message committed by another instance meanwhile: answer as it did
+                continue  # a message committed by another instance meanwhile: answer as it did
             self._emit(messages)
-            return answer(response)
-        raise RuntimeError(f"{kind} {message_id} kept conflicting")
+            return answers
+        raise RuntimeError(f"{jobs[0].kind} {jobs[0].message_id} kept conflicting")
+
+    def _run(self, s: Session, jobs: list[Job]) -> tuple[list[Any], list[Message]]:
+        answers: list[Any] = [None] * len(jobs)
+        done: list[tuple[int, Any]] = []
+        first: dict[tuple[str, str], int] = {}
+        extra: list[Message] = []
+        keys = {(job.source, job.message_id) for job in jobs}
+        prior = {
+            (row.source, row.message_id): row.response
+            for row in s.scalars(
+                select(ProcessedMessageRow).where(
+                    tuple_(ProcessedMessageRow.source, ProcessedMessageRow.message_id).in_(keys)
+                )
+            )
+        }
+        for i, job in enumerate(jobs):
+            key = (job.source, job.message_id)
+            if key in first:
+                continue  # delivered twice within one batch: answered below like the first
+            first[key] = i
+            if key in prior:
+                answers[i] = job.answer(prior[key])
+                continue
+            try:
+                response, messages = job.act(s)
+            except NextupError as exc:
+                answers[i] = exc
+                continue
+            extra.extend(messages)
+            done.append((i, response))
+        rendered = self._render(s)
+        now = self.clock()
+        for i, response in done:
+            job = jobs[i]
+            stored = response() if callable(response) else response
+            s.add(
+                ProcessedMessageRow(
+                    source=job.source, message_id=job.message_id, kind=job.kind, response=stored, at=now
+                )
+            )
+            answers[i] = job.answer(stored)
+        for i, job in enumerate(jobs):
+            j = first[(job.source, job.message_id)]
+            if j != i:
+                answers[i] = answers[j]
+        return answers, rendered + extra
 
     def handle_ticket_request(self, device_id: str, request: TicketRequest) -> TicketReply:
         """A kiosk's request: answered once, and alike however often it is delivered."""
+        return self._run_one(self.ticket_request_job(device_id, request))  # type: ignore[no-any-return]
+
+    def ticket_request_job(self, device_id: str, request: TicketRequest) -> Job:
+        """A kiosk's request as a job for ``run``; its answer is a ``TicketReply``."""
 
         def act(s: Session) -> tuple[dict[str, Any], list[Message]]:
             device = self._device_row(s, device_id, DeviceKind.KIOSK)
             try:
                 with s.begin_nested():
                     language = request.language or device.language
-                    view, messages = self._issue(
+                    view = self._issue(
                         s, request.service, request.priority, Channel.KIOSK, language, device_id
                     )
             except NextupError as exc:
                 return TicketReply.failure(request.request_id, exc.code, exc.message).to_dict(), []
             ticket = IssuedTicket(view.number, view.service, view.ahead, view.eta_s, view.track_url)
-            return TicketReply.success(request.request_id, ticket).to_dict(), messages
+            return TicketReply.success(request.request_id, ticket).to_dict(), []
 
-        return self.once(f"device:{device_id}", request.request_id, "ticket", act, TicketReply.from_dict)
+        return Job(f"device:{device_id}", request.request_id, "ticket", act, TicketReply.from_dict)
 
     def handle_ticket_printed(self, device_id: str, report: TicketPrinted) -> None:
         """Record whether a kiosk's ticket came out of the printer."""
@@ -639,13 +810,24 @@ class Coordinator:
 
     def handle_command(self, device_id: str, command: Command) -> CommandResult:
         """A point unit's button press."""
-        with self.store.read() as s:
+        return self._run_one(self.command_job(device_id, command))  # type: ignore[no-any-return]
+
+    def command_job(self, device_id: str, command: Command) -> Job:
+        """A point unit's button press as a job for ``run``; its answer is a ``CommandResult``."""
+
+        def serial_of_device(s: Session) -> int:
             device = self._device_row(s, device_id, DeviceKind.POINT)
             if device.point_serial is None:
                 raise NotPermitted(f"Device {device_id!r} drives no point")
-            serial = device.point_serial
-        return self.point_command(
-            serial, PointAction(command.action), command_id=command.command_id, source=f"device:{device_id}"
+            return device.point_serial
+
+        return self._point_job(
+            serial_of_device,
+            PointAction(command.action),
+            command.command_id,
+            f"device:{device_id}",
+            specialist_id=None,
+            service=None,
         )
 
     def point_command(
@@ -662,8 +844,23 @@ class Coordinator:
 
         ``action`` is a PointAction or "transfer" (to ``service``, from the console).
         """
+        job = self._point_job(
+            lambda s: serial, action, command_id, source, specialist_id=specialist_id, service=service
+        )
+        return self._run_one(job)  # type: ignore[no-any-return]
 
-        def act(s: Session) -> tuple[dict[str, Any], list[Message]]:
+    def _point_job(
+        self,
+        serial_in: Callable[[Session], int],
+        action: PointAction | str,
+        command_id: str,
+        source: str,
+        *,
+        specialist_id: int | None,
+        service: str | None,
+    ) -> Job:
+        def act(s: Session) -> tuple[Callable[[], dict[str, Any]], list[Message]]:
+            serial = serial_in(s)
             point = self._point_row(s, serial, lock=True)
             try:
                 with s.begin_nested():
@@ -678,12 +875,16 @@ class Coordinator:
                 )
             point.last_command_id = command_id
             point.last_error = error
-            messages = self._changes(s, services, [point]) + extra
-            state = next(m.payload for m in messages if m.topic == self.topics.point_state(serial))
-            result = CommandResult(command_id, error is None, error, PointState.parse(state))
-            return _command_dict(result), messages
+            self._touch(s, services, [point])
 
-        return self.once(source, command_id, "command", act, _command_result)
+            def answer() -> dict[str, Any]:
+                # The point's state as published with this transaction.
+                state = PointState.parse(s.info[_RENDERED][self.topics.point_state(serial)])
+                return _command_dict(CommandResult(command_id, error is None, error, state))
+
+            return answer, extra
+
+        return Job(source, command_id, "command", act, _command_result)
 
     def _act(
         self,
@@ -714,7 +915,7 @@ class Coordinator:
             if not target.active:
                 raise ServiceInactive(f"{target.name} is not taking tickets now")
             old_service = row.service_id
-            target_row = s.scalars(select(ServiceRow).where(ServiceRow.key == target.key)).one()
+            target_row = self._service_row(s, target.key)
             _apply(row, _ticket(row).transfer(target.key))
             row.service_id, row.service = target_row.id, target_row
             event(row, "transferred")
@@ -747,34 +948,19 @@ class Coordinator:
         self, s: Session, point: PointRow, specialist_id: int | None, now: datetime
     ) -> tuple[list[int], list[Message]]:
         """The client at the point is done, then the next one is called."""
-        # One statement locks the point's current ticket and the waiting ones, in id order:
-        # two points locking in separate steps could each hold a row the other waits for.
-        statement = (
-            select(TicketRow)
-            .where(
-                or_(
-                    and_(
-                        TicketRow.state == TicketState.WAITING.value,
-                        TicketRow.service_id.in_([svc.id for svc in point.services]),
-                    ),
-                    and_(TicketRow.state == TicketState.CALLED.value, TicketRow.point_serial == point.serial),
-                )
-            )
-            .order_by(TicketRow.id)
-        )
-        rows = list(s.scalars(self.store.for_update(statement)))
-        current = next((r for r in rows if r.state == TicketState.CALLED.value), None)
-        waiting_rows = [r for r in rows if r.state == TicketState.WAITING.value]
-        touched: list[int] = []
+        current = self._current_row(s, point.serial)
         domain_point = _point(point)
+        touched: list[int] = []
         if current is not None and domain_point.active:
             _apply(current, _ticket(current).serve(now))
             self._event(s, current, "served", now, point.serial, specialist_id)
             touched.append(current.service_id)
-        by_id = {r.id: r for r in waiting_rows}
+        # Every policy calls the first ticket of some class: the heads are all it needs to see.
+        heads = self._class_heads(s, [svc.id for svc in point.services])
+        by_id = {r.id: r for r in heads}
         called, ratio_state = call_next(
             domain_point,
-            [_ticket(r) for r in waiting_rows],
+            [_ticket(r) for r in heads],
             self.rules(s).policy,
             now,
             tuple(point.ratio_state or ()),
@@ -834,6 +1020,18 @@ class Coordinator:
                 .order_by(TicketRow.issued_at)
             )
             return [self._view(r, 0, 0, None) for r in rows]
+
+
+def _held(s: Session, kind: type, key: Any, load: Callable[[], Any]) -> Any:
+    """The row of ``kind`` by ``key``, loaded once per transaction.
+
+    The session's identity map holds unchanged rows weakly: without this, every job of
+    a batch would read the site, its device and its service again.
+    """
+    held = s.info.setdefault(_HELD, {})
+    if (kind, key) not in held:
+        held[kind, key] = load()
+    return held[kind, key]
 
 
 # --- mapping rows <-> domain -------------------------------------------------

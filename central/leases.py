@@ -69,6 +69,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Keys of Session.info: the day counters this transaction holds locked, and the leased blocks it read.
+_COUNTERS = "nextup.day_counters"
+_LEASED = "nextup.leased_blocks"
+
 LEASE_SIZE = 50
 """Numbers per block: what a kiosk can print for one service in one outage before it needs a renewal."""
 
@@ -158,6 +162,7 @@ def _top_up(
         granted_at=now,
     )
     s.add(row)
+    s.info.get(_LEASED, {}).pop((service.id, day), None)
     s.flush()
     log.info(
         "numbers leased",
@@ -193,6 +198,9 @@ def lock_day_counter(store: Store, s: Session, service_id: int, day: date) -> in
     Online numbering and leasing both start here, so each sees the other's
     numbers.  The row is created (at 0) when the day has none yet.
     """
+    counters = s.info.setdefault(_COUNTERS, {})
+    if (service_id, day) in counters:
+        return counters[service_id, day]  # locked earlier in this transaction
     where = (DayCounterRow.service_id == service_id, DayCounterRow.day == day)
     last = s.scalar(store.for_update(select(DayCounterRow.last).where(*where)))
     if last is None:
@@ -202,6 +210,7 @@ def lock_day_counter(store: Store, s: Session, service_id: int, day: date) -> in
         except IntegrityError:
             pass  # another writer created today's counter first: wait for its lock as below
         last = s.scalar(store.for_update(select(DayCounterRow.last).where(*where)))
+    counters[service_id, day] = last
     return last
 
 
@@ -212,25 +221,18 @@ def next_online_seq(store: Store, s: Session, service_id: int, day: date) -> int
     highest leased number of the day.
     """
     seq = lock_day_counter(store, s, service_id, day) + 1
-    hit = s.scalar(
-        select(NumberLeaseRow.id)
-        .where(
-            NumberLeaseRow.service_id == service_id,
-            NumberLeaseRow.day == day,
-            NumberLeaseRow.first <= seq,
-            NumberLeaseRow.last >= seq,
-        )
-        .limit(1)
-    )
-    if hit is not None:
-        seq = (
-            s.scalar(
-                select(func.max(NumberLeaseRow.last)).where(
-                    NumberLeaseRow.service_id == service_id, NumberLeaseRow.day == day
-                )
+    # The day's leased blocks, read once per transaction (a batch of tickets shares them).
+    leased = s.info.setdefault(_LEASED, {})
+    blocks = leased.get((service_id, day))
+    if blocks is None:
+        blocks = leased[service_id, day] = s.execute(
+            select(NumberLeaseRow.first, NumberLeaseRow.last).where(
+                NumberLeaseRow.service_id == service_id, NumberLeaseRow.day == day
             )
-            + 1
-        )
+        ).all()
+    if any(first <= seq <= last for first, last in blocks):
+        seq = max(last for _, last in blocks) + 1
+    s.info[_COUNTERS][service_id, day] = seq
     s.execute(
         update(DayCounterRow)
         .where(DayCounterRow.service_id == service_id, DayCounterRow.day == day)
@@ -389,10 +391,9 @@ def _enter(
         extra={"ticket": row.number, "device": device_id, "state": state, "issued_at": issued.isoformat()},
     )
     _, lease_message = _lease(coordinator, s, device_id, today)
-    messages = [lease_message]
     if state == WAITING:
-        messages = [*coordinator._changes(s, [service.id]), lease_message]
-    return OfflineTicketAck(ticket.request_id, True, row.number, state), messages
+        coordinator._touch(s, [service.id])
+    return OfflineTicketAck(ticket.request_id, True, row.number, state), [lease_message]
 
 
 def issue_time(claimed: datetime, *, granted: datetime, now: datetime, day: date, tz: Any) -> datetime:

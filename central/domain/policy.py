@@ -11,9 +11,9 @@ Within a class, first come first served.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol, TypeVar
 
@@ -87,7 +87,7 @@ class PriorityPolicy:
         return heads[turn], state
 
     def _ratio_rank(self, ticket: Queued) -> int:
-        return min(ticket.priority_rank, len(self.ratio) - 1)
+        return self._ratio_rank_of(ticket.priority_rank)
 
     def _ratio_turn(self, ranks: list[int], state: RatioState) -> tuple[int, RatioState]:
         counts = list(state[: len(self.ratio)]) + [0] * (len(self.ratio) - len(state))
@@ -98,6 +98,60 @@ class PriorityPolicy:
             turn = ranks[0]
         counts[turn] += 1
         return turn, tuple(counts)
+
+    @property
+    def orders_by_time(self) -> bool:
+        """Whether who goes before a new ticket depends only on class and issue time (not ratio turns)."""
+        return self.kind is not PolicyKind.RATIO
+
+    def called_before_new(self, new_rank: int, rank: int, now: datetime) -> datetime | None:
+        """Waiting tickets of class ``rank`` issued at or before the returned time would be called
+        before a ticket of class ``new_rank`` issued ``now``; None: none of that class would.
+
+        Lets the store count the people ahead of a new ticket without reading the queue.
+        Only for policies that ``orders_by_time``.
+        """
+        if not self.orders_by_time:
+            raise ValueError("the ratio policy orders by turns, not by time")
+        if rank <= new_rank:
+            return now  # everyone already waiting in a class as high or higher
+        if self.kind is PolicyKind.STRICT:
+            return None
+        # Aging: a lower class has caught up once it waited (rank - new_rank) steps.
+        return now - timedelta(seconds=(rank - new_rank) * self.aging_after_s)
+
+    def ratio_place_of_new(self, waiting_by_class: Mapping[int, int], new_rank: int) -> int:
+        """How many of the waiting (a count per class) the ratio policy calls before one more
+        ticket of class ``new_rank``, with the cycle starting afresh as ``call_order`` does.
+
+        Counts instead of tickets, and whole cycles at a time: a long queue costs nothing.
+        """
+        left: dict[int, int] = {}
+        for rank, count in waiting_by_class.items():
+            if count > 0:
+                key = self._ratio_rank_of(rank)
+                left[key] = left.get(key, 0) + count
+        mine = self._ratio_rank_of(new_rank)
+        left[mine] = left.get(mine, 0) + 1  # the new ticket, last of its class
+        ahead = 0
+        while True:
+            classes = sorted(r for r, n in left.items() if n > 0)
+            # Cycles in which every class gives its whole share and the new ticket is not reached.
+            cycles = min(min(left[r] // self.ratio[r] for r in classes), (left[mine] - 1) // self.ratio[mine])
+            if cycles:
+                for r in classes:
+                    left[r] -= cycles * self.ratio[r]
+                    ahead += cycles * self.ratio[r]
+                continue
+            for r in classes:  # one cycle, in which some class runs out or the new ticket is called
+                take = min(self.ratio[r], left[r])
+                if r == mine and take == left[r]:
+                    return ahead + take - 1
+                left[r] -= take
+                ahead += take
+
+    def _ratio_rank_of(self, rank: int) -> int:
+        return min(rank, len(self.ratio) - 1)
 
     def call_order(self, waiting: Sequence[Ticket], now: datetime, state: RatioState = ()) -> list[Ticket]:
         """The order in which ``waiting`` would be called if nobody else arrived."""

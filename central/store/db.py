@@ -79,14 +79,16 @@ class Store:
         with self._write() as session, session.begin():
             yield session
 
-    def for_update(self, statement: Any) -> Any:
-        """``statement`` locking the rows of its main table where the database can (PostgreSQL).
+    def for_update(self, statement: Any, *, skip_locked: bool = False) -> Any:
+        """``statement`` locking the rows of its main table where the database can (PostgreSQL);
+        with ``skip_locked``, rows another transaction holds are passed over instead of waited for.
 
         SQLite needs no row locks: its writing transactions already run one at a time.
         """
         if self.is_sqlite:
             return statement
-        return statement.with_for_update(of=statement.column_descriptions[0]["entity"])
+        entity = statement.column_descriptions[0]["entity"]
+        return statement.with_for_update(of=entity, skip_locked=skip_locked)
 
     def close(self) -> None:
         self.engine.dispose()

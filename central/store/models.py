@@ -182,6 +182,8 @@ class TicketRow(Base):
         UniqueConstraint("day", "number"),
         # The queue is read by state and service; history never needs a scan.
         Index("ix_tickets_queue", "state", "service_id", "issued_at"),
+        # Each class's first ticket is found by a seek: calling and counting never read the whole queue.
+        Index("ix_tickets_class_queue", "state", "service_id", "priority_rank", "issued_at", "seq"),
         Index("ix_tickets_called", "called_at"),
         Index("ix_tickets_point_state", "point_serial", "state"),
         Index("ix_tickets_service_done", "service_id", "state", "finished_at"),

@@ -209,3 +209,42 @@ def test_a_policy_named_by_a_plain_string_behaves_as_that_policy():
 def test_an_unknown_policy_name_is_refused():
     with pytest.raises(ValueError, match="fastest"):
         PriorityPolicy(kind="fastest")
+
+
+@pytest.mark.parametrize("policy", [STRICT, AGING], ids=["strict", "aging"])
+def test_counting_by_class_and_time_finds_the_people_ahead_of_a_new_ticket(policy):
+    # Three classes, issued over two hours: the new ticket's place in the full call order must be
+    # what counting each class's tickets up to its cut-off time gives.
+    waiting = [make_ticket(n, rank=n % 3, at=T0 + timedelta(minutes=9 * n)) for n in range(1, 14)]
+    now = T0 + timedelta(hours=2)
+    for new_rank in (0, 1, 2):
+        new = make_ticket(99, rank=new_rank, at=now)
+        place = policy.call_order([*waiting, new], now).index(new)
+        counted = 0
+        for ticket in waiting:
+            cutoff = policy.called_before_new(new_rank, ticket.priority_rank, now)
+            counted += cutoff is not None and ticket.issued_at <= cutoff
+        assert counted == place, new_rank
+
+
+def test_the_ratio_policy_cannot_count_by_time():
+    assert not RATIO.orders_by_time
+    with pytest.raises(ValueError):
+        RATIO.called_before_new(0, 1, T0)
+
+
+@pytest.mark.parametrize("ratio", [(3, 1), (1, 1), (2, 3, 1), (5,)])
+def test_ratio_place_of_a_new_ticket_matches_the_call_order(ratio):
+    policy = PriorityPolicy(kind=PolicyKind.RATIO, ratio=ratio)
+    now = T0 + timedelta(hours=3)
+    for counts in [(0, 0, 0), (7, 0, 2), (0, 5, 0), (12, 4, 9), (1, 1, 1), (30, 2, 0), (2, 30, 5), (4, 0, 40)]:
+        waiting = [
+            make_ticket(100 * rank + n, rank=rank, at=T0 + timedelta(seconds=37 * n + rank))
+            for rank, count in enumerate(counts)
+            for n in range(1, count + 1)
+        ]
+        for new_rank in range(3):
+            new = make_ticket(999, rank=new_rank, at=now)
+            expected = policy.call_order([*waiting, new], now).index(new)
+            by_class = {rank: count for rank, count in enumerate(counts)}
+            assert policy.ratio_place_of_new(by_class, new_rank) == expected, (counts, new_rank)
