@@ -20,34 +20,25 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 
 from bench.site import (
     bulk_tickets,
     central_process,
+    close,
     hall_site,
     latency_line,
     machine,
+    mqtt_client,
     postgres_schema,
     prepare_database,
     rss_mb,
     stop_process,
+    subscribe,
 )
 from broker.mosquitto import RunningBroker
 from nextup.contract import QOS, Topics
-from nextup.mqtt import no_delay
-
-
-def _client(url: str, client_id: str) -> mqtt.Client:
-    parts = urlsplit(url)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-    client.username_pw_set(unquote(parts.username or ""), unquote(parts.password or ""))
-    client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
-    no_delay(client)
-    client.loop_start()
-    return client
 
 
 class PointClient:
@@ -59,12 +50,9 @@ class PointClient:
         self.last_command: str | None = None
         self.errors: list[str] = []
         self.seen = False
-        self.client = _client(url, f"bench-{device_id}")
+        self.client = mqtt_client(url, f"bench-{device_id}")
         self.client.on_message = self._on_state
-        done = threading.Event()
-        self.client.on_subscribe = lambda *a: done.set()
-        self.client.subscribe(topics.point_state(serial), qos=QOS)
-        done.wait(5)
+        subscribe(self.client, topics.point_state(serial))
 
     def _on_state(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         data = json.loads(msg.payload)
@@ -86,13 +74,12 @@ class PointClient:
         return time.perf_counter() - start
 
     def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        close(self.client)
 
 
 def echo(url: str, topics: Topics) -> Callable[[], None]:
     """Answer each command with a state carrying its id at once (the baseline's 'central')."""
-    client = _client(url, "bench-echo")
+    client = mqtt_client(url, "bench-echo")
 
     def on_message(c: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         device = msg.topic.split("/")[-2]
@@ -101,16 +88,8 @@ def echo(url: str, topics: Topics) -> Callable[[], None]:
         c.publish(topics.point_state(serial), json.dumps({"last_command_id": command_id}), qos=QOS)
 
     client.on_message = on_message
-    done = threading.Event()
-    client.on_subscribe = lambda *a: done.set()
-    client.subscribe(f"{topics.root}/device/+/command", qos=QOS)
-    done.wait(5)
-
-    def stop() -> None:
-        client.disconnect()
-        client.loop_stop()
-
-    return stop
+    subscribe(client, f"{topics.root}/device/+/command")
+    return lambda: close(client)
 
 
 def run(points: list[PointClient], presses: int) -> tuple[float, list[float]]:

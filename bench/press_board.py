@@ -16,33 +16,21 @@ import json
 import threading
 import time
 import uuid
-from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 
-from bench.site import bench_site, bulk_tickets, latency_line, machine, percentile
+from bench.site import (
+    bench_site,
+    bulk_tickets,
+    close,
+    latency_line,
+    machine,
+    mqtt_client,
+    percentile,
+    subscribe,
+)
 from central.domain import Channel
 from nextup.contract import QOS, Topics
-from nextup.mqtt import no_delay
-
-
-def _client(url: str) -> mqtt.Client:
-    parts = urlsplit(url)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex[:8]}",
-                         protocol=mqtt.MQTTv5)
-    client.username_pw_set(unquote(parts.username or ""), unquote(parts.password or ""))
-    client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
-    no_delay(client)
-    client.loop_start()
-    return client
-
-
-def _subscribe(client: mqtt.Client, topic: str) -> None:
-    done = threading.Event()
-    client.on_subscribe = lambda *a: done.set()
-    client.subscribe(topic, qos=QOS)
-    if not done.wait(5):
-        raise TimeoutError(f"no SUBACK for {topic}")
 
 
 class Watcher:
@@ -51,9 +39,9 @@ class Watcher:
     def __init__(self, url: str, topic: str) -> None:
         self.cond = threading.Condition()
         self.last: dict[str, object] = {}
-        self.client = _client(url)
+        self.client = mqtt_client(url)
         self.client.on_message = self._on_message
-        _subscribe(self.client, topic)
+        subscribe(self.client, topic)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         arrived = time.perf_counter()
@@ -69,8 +57,7 @@ class Watcher:
             return float(self.last["_arrived"])  # type: ignore[arg-type]
 
     def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        close(self.client)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -85,11 +72,11 @@ def main(argv: list[str] | None = None) -> None:
 
         # Baseline: the same two hops with an echo instead of central.
         raw_in, raw_out = f"{topics.root}/bench/press", f"{topics.root}/bench/board"
-        echo = _client(central_url)
+        echo = mqtt_client(central_url)
         echo.on_message = lambda c, u, m: c.publish(raw_out, m.payload, qos=QOS)
-        _subscribe(echo, raw_in)
+        subscribe(echo, raw_in)
         board = Watcher(central_url, raw_out)
-        press = _client(central_url)
+        press = mqtt_client(central_url)
         raw = []
         for i in range(args.presses + 50):
             start = time.perf_counter()
@@ -97,15 +84,14 @@ def main(argv: list[str] | None = None) -> None:
             arrived = board.wait(lambda last, i=i: last.get("version") == i)
             if i >= 50:
                 raw.append(arrived - start)
-        for c in (echo, press):
-            c.disconnect()
-            c.loop_stop()
+        close(echo)
+        close(press)
         board.close()
 
         # A steady queue of a busy hall: one ticket comes (untimed) for each one called.
         bulk_tickets(site.central.settings.database, "cash", args.queue)
         display = Watcher(site.device_urls["display-1"], topics.board)
-        unit = _client(site.device_urls["point-1"])
+        unit = mqtt_client(site.device_urls["point-1"])
         display.wait(lambda last: "version" in last)
         through = []
         for i in range(args.presses + 50):
@@ -118,8 +104,7 @@ def main(argv: list[str] | None = None) -> None:
             arrived = display.wait(lambda last, v=version: int(last.get("version", -1)) > v)
             if i >= 50:
                 through.append(arrived - start)
-        unit.disconnect()
-        unit.loop_stop()
+        close(unit)
         display.close()
 
     print(f"point press (next) -> board at the display, {args.queue} waiting ({machine()})")

@@ -9,6 +9,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,6 +18,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as mqtt
 
 from broker.mosquitto import RunningBroker
 from central.runner import Central
@@ -24,6 +28,8 @@ from central.sitefile import apply_site
 from central.sitespec import parse_site_file
 from central.store import Store
 from central.store.migrate import upgrade
+from nextup.contract import QOS
+from nextup.mqtt import no_delay
 from nextup.settings import Settings
 
 SITE_FILE = Path(__file__).resolve().parent.parent / "examples" / "demo-site.toml"
@@ -55,6 +61,37 @@ def bench_site(database_url: str | None = None) -> Iterator[BenchSite]:
                 if not central.bridge.wait_connected(10):
                     raise TimeoutError("central did not connect")
                 yield BenchSite(broker, central, urls, directory)
+
+
+def mqtt_client(url: str, client_id: str | None = None, *, max_inflight: int | None = None) -> mqtt.Client:
+    """An MQTT 5 client connected to ``url`` (``mqtt://user:password@host:port``), its loop running.
+
+    Nagle is off, as on every Nextup client, so a benchmark times the broker and not the kernel's delay.
+    """
+    parts = urlsplit(url)
+    client_id = client_id or f"bench-{uuid.uuid4().hex[:8]}"
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client.username_pw_set(unquote(parts.username or ""), unquote(parts.password or ""))
+    if max_inflight is not None:
+        client.max_inflight_messages_set(max_inflight)
+    client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
+    no_delay(client)
+    client.loop_start()
+    return client
+
+
+def subscribe(client: mqtt.Client, topic: str) -> None:
+    """Subscribe and wait for the broker's SUBACK, so nothing published next is missed."""
+    done = threading.Event()
+    client.on_subscribe = lambda *a: done.set()
+    client.subscribe(topic, qos=QOS)
+    if not done.wait(5):
+        raise TimeoutError(f"no SUBACK for {topic}")
+
+
+def close(client: mqtt.Client) -> None:
+    client.disconnect()
+    client.loop_stop()
 
 
 def percentile(samples: list[float], p: float) -> float:

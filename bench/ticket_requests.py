@@ -13,25 +13,16 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 
-from bench.site import bench_site, latency_line, percentile
+from bench.site import bench_site, close, latency_line, mqtt_client, percentile, subscribe
 from nextup.contract import QOS, Topics
-from nextup.mqtt import no_delay
 
 
 def _client(url: str) -> mqtt.Client:
-    parts = urlsplit(url)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex[:8]}",
-                         protocol=mqtt.MQTTv5)
-    client.username_pw_set(unquote(parts.username or ""), unquote(parts.password or ""))
-    client.max_inflight_messages_set(1000)
-    client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
-    no_delay(client)
-    client.loop_start()
-    return client
+    # A window of requests in flight must not be held back by paho's default of 20.
+    return mqtt_client(url, max_inflight=1000)
 
 
 class RoundTrips:
@@ -44,10 +35,7 @@ class RoundTrips:
         self.cond = threading.Condition()
         self.client = _client(url)
         self.client.on_message = self._on_reply
-        done = threading.Event()
-        self.client.on_subscribe = lambda *a: done.set()
-        self.client.subscribe(reply_topic, qos=QOS)
-        done.wait(5)
+        subscribe(self.client, reply_topic)
 
     def _on_reply(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         request_id = json.loads(msg.payload)["request_id"]
@@ -76,8 +64,7 @@ class RoundTrips:
         return count / (time.perf_counter() - begin), list(self.latencies)
 
     def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        close(self.client)
 
 
 def echo(url: str, request_topic: str, reply_topic: str) -> Callable[[], None]:
@@ -89,16 +76,8 @@ def echo(url: str, request_topic: str, reply_topic: str) -> Callable[[], None]:
         c.publish(reply_topic, json.dumps({"request_id": request_id, "ok": True}), qos=QOS)
 
     client.on_message = on_message
-    done = threading.Event()
-    client.on_subscribe = lambda *a: done.set()
-    client.subscribe(request_topic, qos=QOS)
-    done.wait(5)
-
-    def stop() -> None:
-        client.disconnect()
-        client.loop_stop()
-
-    return stop
+    subscribe(client, request_topic)
+    return lambda: close(client)
 
 
 def main(argv: list[str] | None = None) -> None:
