@@ -10,6 +10,7 @@ delivery answer alike and do nothing twice.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from central import leases
-from central.coordinator import Coordinator, Message
+from central.coordinator import CommandResult, Coordinator, Job, Message
 from central.domain.errors import NextupError
 from central.retained import RetainedVersions
 from nextup.contract import (
@@ -31,6 +32,7 @@ from nextup.contract import (
     LeaseRequest,
     OfflineTicket,
     TicketPrinted,
+    TicketReply,
     TicketRequest,
 )
 from nextup.mqtt import no_delay
@@ -39,6 +41,10 @@ from nextup.settings import MqttUrl
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 24 * 3600
+BATCH_MAX = 100
+"""Messages handled in one transaction at most; the broker's max_inflight_messages caps it too."""
+
+_KIND_OF_PAYLOAD = {model: kind for kind, model in PAYLOAD_OF_ROUTE.items()}
 
 
 class RejectionLog:
@@ -90,10 +96,14 @@ class Bridge:
         self.rejections = RejectionLog()
         self.connected = threading.Event()
         self.reconnects = 0
-        # Incoming messages waiting for the broker to take what they caused (see _on_message).
+        # Incoming messages go to one worker, which handles what has arrived as a batch; the
+        # acknowledger releases each batch once the broker holds what it caused.
         self._local = threading.local()
-        self._ack_lock = threading.Lock()
-        self._acks_waiting: dict[int, tuple[int, int, int, set[int]]] = {}
+        self._inbox: queue.Queue[tuple[int, mqtt.MQTTMessage] | None] = queue.Queue()
+        self._acks: queue.Queue[tuple[list[tuple[int, mqtt.MQTTMessage]], list[mqtt.MQTTMessageInfo]] | None]
+        self._acks = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        self._stopping = False
         self._connection = 0
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
@@ -109,11 +119,12 @@ class Bridge:
             self.client.tls_set(ca_certs=tls_ca)
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.max_queued_messages_set(0)
+        # A batch publishes a reply per request and the states it changed at once.
+        self.client.max_inflight_messages_set(BATCH_MAX * 2)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
-        self.client.on_publish = self._on_publish
         self._subscribe_mid: int | None = None
         coordinator.add_listener(self.publish)
 
@@ -125,6 +136,13 @@ class Bridge:
         self.client.connect_async(
             self.url.host, self.url.port, keepalive=30, clean_start=False, properties=props
         )
+        self._stopping = False
+        self._threads = [
+            threading.Thread(target=self._work, name="central-bridge-worker", daemon=True),
+            threading.Thread(target=self._acknowledge, name="central-bridge-acks", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
         self.client.loop_start()
         return self
 
@@ -133,6 +151,14 @@ class Bridge:
 
     def stop(self) -> None:
         self.coordinator.remove_listener(self.publish)
+        self._stopping = True
+        self._inbox.put(None)
+        if self._threads:
+            self._threads[0].join(timeout=10)
+        self._acks.put(None)
+        for thread in self._threads[1:]:
+            thread.join(timeout=10)
+        self._threads = []
         self.client.disconnect()
         self.client.loop_stop()
         self.connected.clear()
@@ -148,8 +174,7 @@ class Bridge:
             log.error("broker refused central: %s", reason)
             return
         no_delay(client)
-        with self._ack_lock:
-            self._connection += 1
+        self._connection += 1
         if self.connected.is_set() or self.reconnects:
             self.reconnects += 1
         _, self._subscribe_mid = client.subscribe(
@@ -173,9 +198,6 @@ class Bridge:
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self.connected.clear()
         self.reconnects += 1
-        with self._ack_lock:
-            # The broker delivers what was not acknowledged again on the next connection.
-            self._acks_waiting.clear()
         log.warning("central lost the broker: %s", reason)
 
     def publish(self, messages: list[Message]) -> None:
@@ -204,100 +226,181 @@ class Bridge:
     # --- incoming ------------------------------------------------------------
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        # Acknowledged only once the broker has taken the reply and states it caused: acknowledged
-        # earlier, a central killed while they wait in paho's memory would leave the kiosk without
-        # its ticket; unacknowledged, the message comes again and the stored answer is sent again.
-        sent: list[mqtt.MQTTMessageInfo] = []
-        self._local.sent = sent
-        try:
-            self.handle(msg.topic, msg.payload, msg.properties)
-        except Exception:
-            # A bug must not kill the bridge; the message is acknowledged so it cannot loop forever.
-            log.exception("failed to handle a message on %s", msg.topic)
-        finally:
-            self._local.sent = None
-            self._ack_when_published(client, msg, sent)
+        # paho's network thread only queues: the worker takes whatever has arrived as one batch.
+        self._inbox.put((self._connection, msg))
 
-    def _ack_when_published(
-        self, client: mqtt.Client, msg: mqtt.MQTTMessage, sent: list[mqtt.MQTTMessageInfo]
-    ) -> None:
-        with self._ack_lock:
-            waiting = {info.mid for info in sent if not _published(info)}
-            if waiting:
-                entry = (msg.mid, msg.qos, self._connection, waiting)
-                for mid in waiting:
-                    self._acks_waiting[mid] = entry
+    def _work(self) -> None:
+        while True:
+            first = self._inbox.get()
+            if first is None:
                 return
-        client.ack(msg.mid, msg.qos)
+            batch = [first]
+            while len(batch) < BATCH_MAX:
+                try:
+                    item = self._inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._inbox.put(None)  # stop after this batch
+                    break
+                batch.append(item)
+            sent: list[mqtt.MQTTMessageInfo] = []
+            self._local.sent = sent
+            try:
+                self._handle_batch([(m.topic, m.payload, m.properties) for _, m in batch])
+            except Exception:
+                # A bug must not kill the bridge; the messages are acknowledged so they cannot loop forever.
+                log.exception("failed to handle %d messages", len(batch))
+            finally:
+                self._local.sent = None
+            self._acks.put((batch, sent))
 
-    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
-        with self._ack_lock:
-            entry = self._acks_waiting.pop(mid, None)
-            if entry is None:
+    def _acknowledge(self) -> None:
+        """Acknowledge each batch, in arrival order, once the broker holds everything it caused.
+
+        Acknowledged earlier, a central killed while its replies wait in paho's memory would leave
+        a kiosk without its ticket; unacknowledged, the message comes again and the stored answer
+        is sent again.
+        """
+        while True:
+            item = self._acks.get()
+            if item is None:
                 return
-            in_mid, qos, connection, waiting = entry
-            waiting.discard(mid)
-            if waiting or connection != self._connection:
-                return
-        client.ack(in_mid, qos)
+            batch, sent = item
+            latest = batch[-1][0]
+            if all(self._wait_published(info, latest) for info in sent):
+                for connection, msg in batch:
+                    # A message of an earlier connection comes again on the new one: its id is void.
+                    if connection == self._connection:
+                        self.client.ack(msg.mid, msg.qos)
+
+    def _wait_published(self, info: mqtt.MQTTMessageInfo, connection: int) -> bool:
+        while True:
+            try:
+                if info.is_published() or info.wait_for_publish(timeout=0.5):
+                    return True
+            except (RuntimeError, ValueError):  # not sent: the connection went meanwhile
+                return False
+            if connection != self._connection or self._stopping:
+                return False
 
     def handle(self, topic: str, payload: bytes, properties: Properties | None = None) -> None:
         """Handle one device message: validate, act, reply; a rejection is logged and changes nothing."""
+        self._handle_batch([(topic, payload, properties)])
+
+    def _handle_batch(self, messages: list[tuple[str, bytes, Properties | None]]) -> None:
+        """Handle device messages in order; ticket requests and presses side by side share one transaction."""
+        jobs: list[tuple[Job, Callable[[Any], None]]] = []
+
+        def run_jobs() -> None:
+            if not jobs:
+                return
+            try:
+                answers = self.coordinator.run([job for job, _ in jobs])
+            except Exception:
+                if len(jobs) == 1:
+                    raise
+                # One bad message must not sink the others: do them one by one.
+                log.exception("a batch of %d failed; handling its messages one by one", len(jobs))
+                answers = []
+                for job, _ in jobs:
+                    try:
+                        answers.extend(self.coordinator.run([job]))
+                    except Exception as exc:
+                        log.exception("failed to handle %s %s", job.kind, job.message_id)
+                        answers.append(exc)
+            for (_, done), answer in zip(jobs, answers, strict=True):
+                if not isinstance(answer, Exception) or isinstance(answer, NextupError):
+                    done(answer)
+            jobs.clear()
+
+        for topic, payload, properties in messages:
+            parsed = self._parse(topic, payload)
+            if parsed is None:
+                continue
+            device_id, message = parsed
+            if isinstance(message, TicketRequest):
+                jobs.append(self._ticket_request(device_id, message, properties))
+            elif isinstance(message, Command):
+                jobs.append(self._command(device_id, message))
+            else:
+                run_jobs()  # in arrival order
+                try:
+                    self._handle_other(device_id, message)
+                except NextupError as exc:
+                    self._reject(exc, device_id, message)
+        run_jobs()
+
+    def _parse(self, topic: str, payload: bytes) -> tuple[str, Any] | None:
         route = self.topics.route(topic)
         if route is None:
             self.rejections.reject("unknown_topic", f"message on unexpected topic {topic[:200]!r}")
-            return
-        model = PAYLOAD_OF_ROUTE[route.kind]
+            return None
         if route.kind == "status" and not payload:
-            return  # a cleared retained status
+            return None  # a cleared retained status
         try:
-            parsed = model.parse(payload)
+            return route.device_id, PAYLOAD_OF_ROUTE[route.kind].parse(payload)
         except NextupError as exc:
             self.rejections.reject(
                 exc.code, f"{route.kind} from {route.device_id}: {exc.message}", device=route.device_id
             )
-            return
-        try:
-            if isinstance(parsed, TicketRequest):
-                reply = self.coordinator.handle_ticket_request(route.device_id, parsed)
-                self._reply(route.device_id, reply.to_json(), properties)
-                log.info(
-                    "ticket request answered",
-                    extra={
-                        "request_id": parsed.request_id,
-                        "device": route.device_id,
-                        "ticket": reply.ticket.number if reply.ticket else None,
-                        "reason": reply.error.code if reply.error else None,
-                    },
-                )
-            elif isinstance(parsed, Command):
-                result = self.coordinator.handle_command(route.device_id, parsed)
-                # One line per press, with the id the unit logged when it sent it and the ticket now called.
-                current = result.state.current
-                log.info(
-                    "command %s %s%s",
-                    parsed.action,
-                    "done" if result.ok else "refused",
-                    f": {result.error['message']}" if result.error else "",
-                    extra={
-                        "command_id": parsed.command_id,
-                        "device": route.device_id,
-                        "point": result.state.serial,
-                        "ticket": current.number if current else None,
-                    },
-                )
-            elif isinstance(parsed, TicketPrinted):
-                self.coordinator.handle_ticket_printed(route.device_id, parsed)
-            elif isinstance(parsed, DeviceStatus):
-                self.coordinator.handle_status(route.device_id, parsed)
-            elif isinstance(parsed, OfflineTicket):
-                leases.accept_offline_ticket(self.coordinator, route.device_id, parsed)
-            elif isinstance(parsed, LeaseRequest):
-                leases.grant_leases(self.coordinator, route.device_id, parsed)
-        except NextupError as exc:
-            self.rejections.reject(
-                exc.code, f"{route.kind} from {route.device_id}: {exc.message}", device=route.device_id
+            return None
+
+    def _reject(self, exc: NextupError, device_id: str, message: Any) -> None:
+        kind = _KIND_OF_PAYLOAD.get(type(message), type(message).__name__)
+        self.rejections.reject(exc.code, f"{kind} from {device_id}: {exc.message}", device=device_id)
+
+    def _ticket_request(
+        self, device_id: str, request: TicketRequest, properties: Properties | None
+    ) -> tuple[Job, Callable[[Any], None]]:
+        def done(reply: TicketReply | NextupError) -> None:
+            if isinstance(reply, NextupError):
+                self._reject(reply, device_id, request)
+                return
+            self._reply(device_id, reply.to_json(), properties)
+            log.info(
+                "ticket request answered",
+                extra={
+                    "request_id": request.request_id,
+                    "device": device_id,
+                    "ticket": reply.ticket.number if reply.ticket else None,
+                    "reason": reply.error.code if reply.error else None,
+                },
             )
+
+        return self.coordinator.ticket_request_job(device_id, request), done
+
+    def _command(self, device_id: str, command: Command) -> tuple[Job, Callable[[Any], None]]:
+        def done(result: CommandResult | NextupError) -> None:
+            if isinstance(result, NextupError):
+                self._reject(result, device_id, command)
+                return
+            # One line per press, with the id the unit logged when it sent it and the ticket now called.
+            current = result.state.current
+            log.info(
+                "command %s %s%s",
+                command.action,
+                "done" if result.ok else "refused",
+                f": {result.error['message']}" if result.error else "",
+                extra={
+                    "command_id": command.command_id,
+                    "device": device_id,
+                    "point": result.state.serial,
+                    "ticket": current.number if current else None,
+                },
+            )
+
+        return self.coordinator.command_job(device_id, command), done
+
+    def _handle_other(self, device_id: str, message: Any) -> None:
+        if isinstance(message, TicketPrinted):
+            self.coordinator.handle_ticket_printed(device_id, message)
+        elif isinstance(message, DeviceStatus):
+            self.coordinator.handle_status(device_id, message)
+        elif isinstance(message, OfflineTicket):
+            leases.accept_offline_ticket(self.coordinator, device_id, message)
+        elif isinstance(message, LeaseRequest):
+            leases.grant_leases(self.coordinator, device_id, message)
 
     def _reply(self, device_id: str, payload: bytes, request_props: Properties | None) -> None:
         default = self.topics.ticket_reply(device_id)
@@ -311,9 +414,3 @@ class Bridge:
             props.CorrelationData = correlation
         self._track(self.client.publish(topic, payload, qos=QOS, properties=props))
 
-
-def _published(info: mqtt.MQTTMessageInfo) -> bool:
-    try:
-        return info.is_published()
-    except (RuntimeError, ValueError):  # not sent yet: queued while disconnected
-        return False

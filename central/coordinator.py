@@ -86,6 +86,7 @@ T = TypeVar("T")
 _TOUCHED = "nextup.touched"
 _RENDERED = "nextup.rendered"
 _PACE = "nextup.pace"
+_QUEUES = "nextup.queues"
 _HELD = "nextup.held"
 
 BOARD_CALLS = 10
@@ -369,38 +370,43 @@ class Coordinator:
                 return ranks
             ranks.append(rank)
 
-    def _ahead_of_new(self, s: Session, rules: SiteRules, row: TicketRow, now: datetime) -> tuple[int, int]:
-        """People ahead of and estimated wait for a ticket just issued, counted in the database."""
+    def _ahead_of_new(
+        self, s: Session, rules: SiteRules, service_id: int, rank: int, now: datetime
+    ) -> tuple[int, int]:
+        """People ahead of and estimated wait for a ticket of class ``rank`` about to be issued."""
         policy = rules.policy
-        others = (
-            TicketRow.state == TicketState.WAITING.value,
-            TicketRow.service_id == row.service_id,
-            TicketRow.id != row.id,
-        )
+        waiting = (TicketRow.state == TicketState.WAITING.value, TicketRow.service_id == service_id)
         ahead = 0
-        if not policy.orders_by_time:
-            by_class = s.execute(
-                select(TicketRow.priority_rank, func.count(TicketRow.id))
-                .where(*others)
-                .group_by(TicketRow.priority_rank)
-            )
-            ahead = policy.ratio_place_of_new({r: n for r, n in by_class}, row.priority_rank)
-        else:
+        if policy.kind is PolicyKind.AGING:
             before = []
-            for rank in self._waiting_classes(s, row.service_id):
-                cutoff = policy.called_before_new(row.priority_rank, rank, now)
+            for other in self._waiting_classes(s, service_id):
+                cutoff = policy.called_before_new(rank, other, now)
                 if cutoff is not None:
-                    before.append(and_(TicketRow.priority_rank == rank, TicketRow.issued_at <= cutoff))
+                    before.append(and_(TicketRow.priority_rank == other, TicketRow.issued_at <= cutoff))
             if before:
-                ahead = s.scalar(select(func.count(TicketRow.id)).where(*others, or_(*before))) or 0
+                ahead = s.scalar(select(func.count(TicketRow.id)).where(*waiting, or_(*before))) or 0
+        else:
+            # Strict and ratio need only how many wait in each class: read once per transaction,
+            # then kept up to date by the tickets it issues.
+            queues = s.info.setdefault(_QUEUES, {})
+            counts = queues.get(service_id)
+            if counts is None:
+                by_class = s.execute(
+                    select(TicketRow.priority_rank, func.count(TicketRow.id))
+                    .where(*waiting)
+                    .group_by(TicketRow.priority_rank)
+                )
+                counts = queues[service_id] = {r: n for r, n in by_class}
+            if policy.orders_by_time:
+                ahead = sum(n for r, n in counts.items() if policy.called_before_new(rank, r, now))
+            else:
+                ahead = policy.ratio_place_of_new(counts, rank)
+            counts[rank] = counts.get(rank, 0) + 1
         # Service times and active points change only with a point's command: a batch of tickets shares them.
         pace = s.info.setdefault(_PACE, {})
-        if row.service_id not in pace:
-            pace[row.service_id] = (
-                self._recent_service_s(s, row.service_id),
-                self._active_points_for(s, row.service_id),
-            )
-        return ahead, estimate_wait_s(ahead, *pace[row.service_id])
+        if service_id not in pace:
+            pace[service_id] = (self._recent_service_s(s, service_id), self._active_points_for(s, service_id))
+        return ahead, estimate_wait_s(ahead, *pace[service_id])
 
     # --- states to publish --------------------------------------------------
 
@@ -487,8 +493,10 @@ class Coordinator:
         services, touched = s.info.setdefault(_TOUCHED, (set(), {}))
         services.update(service_ids)
         for point in points:
+            # A command may change the queue, the service times and the points at work.
             touched[point.serial] = point
             s.info.pop(_PACE, None)
+            s.info.pop(_QUEUES, None)
 
     def _render(self, s: Session) -> list[Message]:
         """Board and the states of the points touched and of every point providing a touched service."""
@@ -601,6 +609,9 @@ class Coordinator:
         rules = self.rules(s)
         service, priority = rules.check_can_issue(service_key, priority_key, channel, now)
         service_row = self._service_row(s, service.key)
+        # Counted before the ticket joins the queue; nothing is written before here, so a refusal
+        # above leaves the transaction as it was.
+        ahead, eta = self._ahead_of_new(s, rules, service_row.id, priority.rank, now)
         seq = self._next_seq(s, service_row.id, service_day(now, rules.tz))
         ticket = new_ticket(
             rules,
@@ -629,9 +640,7 @@ class Coordinator:
         )
         row.service = service_row
         s.add(row)
-        s.flush()
         self._event(s, row, "issued", now)
-        ahead, eta = self._ahead_of_new(s, rules, row, now)
         log.info("ticket issued", extra={"ticket": row.number, "channel": channel.value, "device": device_id})
         self._touch(s, [service_row.id])
         return self._view(row, ahead, eta, None)
@@ -776,12 +785,10 @@ class Coordinator:
 
         def act(s: Session) -> tuple[dict[str, Any], list[Message]]:
             device = self._device_row(s, device_id, DeviceKind.KIOSK)
+            language = request.language or device.language
             try:
-                with s.begin_nested():
-                    language = request.language or device.language
-                    view = self._issue(
-                        s, request.service, request.priority, Channel.KIOSK, language, device_id
-                    )
+                # _issue refuses before it writes: no savepoint needed (it would flush every ticket alone).
+                view = self._issue(s, request.service, request.priority, Channel.KIOSK, language, device_id)
             except NextupError as exc:
                 return TicketReply.failure(request.request_id, exc.code, exc.message).to_dict(), []
             ticket = IssuedTicket(view.number, view.service, view.ahead, view.eta_s, view.track_url)
@@ -987,7 +994,7 @@ class Coordinator:
     ) -> None:
         s.add(
             TicketEventRow(
-                ticket_id=row.id,
+                ticket=row,
                 at=now,
                 kind=kind,
                 point_serial=serial,

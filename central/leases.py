@@ -40,7 +40,7 @@ import secrets
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -72,6 +72,7 @@ log = logging.getLogger(__name__)
 # Keys of Session.info: the day counters this transaction holds locked, and the leased blocks it read.
 _COUNTERS = "nextup.day_counters"
 _LEASED = "nextup.leased_blocks"
+_UNWRITTEN = "nextup.unwritten_counters"
 
 LEASE_SIZE = 50
 """Numbers per block: what a kiosk can print for one service in one outage before it needs a renewal."""
@@ -233,12 +234,24 @@ def next_online_seq(store: Store, s: Session, service_id: int, day: date) -> int
     if any(first <= seq <= last for first, last in blocks):
         seq = max(last for _, last in blocks) + 1
     s.info[_COUNTERS][service_id, day] = seq
-    s.execute(
-        update(DayCounterRow)
-        .where(DayCounterRow.service_id == service_id, DayCounterRow.day == day)
-        .values(last=seq)
-    )
+    # Written once when the transaction commits, not once per ticket of a batch.
+    unwritten = s.info.setdefault(_UNWRITTEN, set())
+    if not unwritten and not event.contains(s, "before_commit", _write_counters):
+        event.listen(s, "before_commit", _write_counters)
+    unwritten.add((service_id, day))
     return seq
+
+
+def _write_counters(s: Session) -> None:
+    if s.in_nested_transaction():
+        return  # a savepoint: the counters go with the whole transaction, never with a part of it
+    counters = s.info[_COUNTERS]
+    for service_id, day in sorted(s.info.pop(_UNWRITTEN, ())):
+        s.execute(
+            update(DayCounterRow)
+            .where(DayCounterRow.service_id == service_id, DayCounterRow.day == day)
+            .values(last=counters[service_id, day])
+        )
 
 
 def _blocks(s: Session, device_id: str, day: date) -> list[LeaseBlock]:

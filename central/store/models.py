@@ -220,6 +220,8 @@ class TicketEventRow(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    # Set instead of ticket_id when the ticket is not inserted yet: a batch inserts its tickets together.
+    ticket: Mapped[TicketRow] = relationship()
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     kind: Mapped[str] = mapped_column(String(16))
     point_serial: Mapped[int | None] = mapped_column(Integer)

@@ -237,7 +237,8 @@ def test_the_ratio_policy_cannot_count_by_time():
 def test_ratio_place_of_a_new_ticket_matches_the_call_order(ratio):
     policy = PriorityPolicy(kind=PolicyKind.RATIO, ratio=ratio)
     now = T0 + timedelta(hours=3)
-    for counts in [(0, 0, 0), (7, 0, 2), (0, 5, 0), (12, 4, 9), (1, 1, 1), (30, 2, 0), (2, 30, 5), (4, 0, 40)]:
+    queues = [(0, 0, 0), (7, 0, 2), (0, 5, 0), (12, 4, 9), (1, 1, 1), (30, 2, 0), (2, 30, 5), (4, 0, 40)]
+    for counts in queues:
         waiting = [
             make_ticket(100 * rank + n, rank=rank, at=T0 + timedelta(seconds=37 * n + rank))
             for rank, count in enumerate(counts)

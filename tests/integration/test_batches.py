@@ -1,0 +1,119 @@
+"""Several device messages in one transaction: what a busy central does with what has arrived."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from central.coordinator import Coordinator
+from central.domain import Channel
+from central.domain.errors import NextupError
+from central.store.models import TicketRow
+from nextup.contract import Command, TicketRequest
+
+DEMO_SITE = Path(__file__).parents[2] / "examples" / "demo-site.toml"
+START = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def coordinator(database_url: str, make_store: Any) -> Coordinator:
+    return Coordinator(make_store(database_url), clock=Clock())
+
+
+def request(service: str = "cash", request_id: str | None = None) -> TicketRequest:
+    return TicketRequest(request_id=request_id or uuid.uuid4().hex, service=service)
+
+
+def waiting_tickets(coordinator: Coordinator) -> int:
+    with coordinator.store.read() as s:
+        return s.scalar(select(func.count(TicketRow.id)).where(TicketRow.state == "waiting")) or 0
+
+
+def test_a_batch_is_numbered_in_order_and_counts_the_people_ahead_across_it(coordinator: Coordinator) -> None:
+    replies = coordinator.run([coordinator.ticket_request_job("kiosk-1", request()) for _ in range(5)])
+    assert [r.ticket.number for r in replies] == ["A-001", "A-002", "A-003", "A-004", "A-005"]
+    assert [r.ticket.ahead for r in replies] == [0, 1, 2, 3, 4]
+    # The day's counter went to the database with the batch: the next ticket goes on from it.
+    assert coordinator.handle_ticket_request("kiosk-1", request()).ticket.number == "A-006"
+
+
+def test_a_refused_message_in_a_batch_changes_nothing_and_the_others_still_commit(
+    coordinator: Coordinator,
+) -> None:
+    replies = coordinator.run(
+        [
+            coordinator.ticket_request_job("kiosk-1", request()),
+            coordinator.ticket_request_job("kiosk-1", request("no-such-service")),
+            coordinator.ticket_request_job("ghost-9", request()),
+            coordinator.command_job("kiosk-1", Command(command_id=uuid.uuid4().hex, action="next")),
+            coordinator.ticket_request_job("kiosk-1", request()),
+        ]
+    )
+    assert replies[0].ok and replies[4].ok
+    assert [replies[0].ticket.number, replies[4].ticket.number] == ["A-001", "A-002"]
+    assert replies[4].ticket.ahead == 1
+    assert not replies[1].ok and replies[1].error.code == "unknown_service"
+    assert isinstance(replies[2], NextupError) and replies[2].code == "unknown_device"
+    assert isinstance(replies[3], NextupError) and replies[3].code == "not_permitted"
+    assert waiting_tickets(coordinator) == 2
+
+
+def test_a_request_delivered_twice_in_one_batch_is_answered_alike_and_issues_once(
+    coordinator: Coordinator,
+) -> None:
+    same = request()
+    replies = coordinator.run(
+        [coordinator.ticket_request_job("kiosk-1", same), coordinator.ticket_request_job("kiosk-1", same)]
+    )
+    assert replies[0] == replies[1]
+    assert waiting_tickets(coordinator) == 1
+    # And once more in a later batch.
+    assert coordinator.run([coordinator.ticket_request_job("kiosk-1", same)]) == replies[:1]
+    assert waiting_tickets(coordinator) == 1
+
+
+def test_a_press_within_a_batch_changes_the_queue_the_later_requests_see(coordinator: Coordinator) -> None:
+    jobs = [coordinator.ticket_request_job("kiosk-1", request()) for _ in range(3)]
+    jobs.append(coordinator.command_job("point-1", Command(command_id=uuid.uuid4().hex, action="next")))
+    jobs.append(coordinator.ticket_request_job("kiosk-1", request()))
+    answers = coordinator.run(jobs)
+    called = answers[3]
+    assert called.ok and called.state.current.number == "A-001"
+    # Two still wait before the last ticket: A-001 was called in between.
+    assert answers[4].ticket.ahead == 2
+    assert coordinator.ticket(_token(coordinator, answers[4].ticket.number)).ahead == 2
+
+
+def _token(coordinator: Coordinator, number: str) -> str:
+    with coordinator.store.read() as s:
+        return s.scalar(select(TicketRow.token).where(TicketRow.number == number))
+
+
+@pytest.mark.parametrize(
+    "policy", ['"strict"', '"aging"\naging_after_s = 300', '"ratio"\npriority_ratio = [2, 1]']
+)
+def test_people_ahead_of_a_new_ticket_agree_with_the_full_call_order(
+    policy: str, database_url: str, make_store: Any, tmp_path: Path
+) -> None:
+    site = DEMO_SITE.read_text().replace('"ratio"\npriority_ratio = [3, 1]', policy)
+    (tmp_path / "site.toml").write_text(site)
+    clock = Clock()
+    coordinator = Coordinator(make_store(database_url, tmp_path / "site.toml"), clock=clock)
+    for n in range(14):
+        clock.now = START + timedelta(minutes=4 * n)
+        view = coordinator.issue_ticket("cash", "paid" if n % 3 == 0 else "free", channel=Channel.KIOSK)
+        # The count made when issuing, against the order of the whole queue read afterwards.
+        assert view.ahead == coordinator.ticket(view.token).ahead, (policy, n)
