@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from helpers import TIMEOUT
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from nextup.contract import Topics
 from nextup.settings import Settings, load
-
-TIMEOUT = 5.0
 
 
 def device_settings(broker: Any, device_id: str, kind: str, tmp_path: Path | None = None,
@@ -104,18 +103,6 @@ class ScriptedCentral:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = TIMEOUT, what: str = "condition") -> Any:
-    """Poll ``predicate`` until it returns something true; its value, or TimeoutError."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 class NetworkPrinterSim:

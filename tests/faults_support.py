@@ -8,12 +8,12 @@ import queue
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import helpers
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -26,15 +26,8 @@ TOPICS = Topics("main")
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition",
                every: float = 0.02) -> Any:
-    """Poll ``predicate`` until it returns something true; its value, or TimeoutError."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(every)
+    """``helpers.wait_until``, with the patience of tests that kill and restart processes."""
+    return helpers.wait_until(predicate, timeout, what, every)
 
 
 def db_snapshot(url: str, *, skip: dict[str, set[str]] | None = None) -> dict[str, list[tuple[Any, ...]]]:

@@ -5,15 +5,14 @@ Screenshots go to $NEXTUP_SCREENSHOTS when set (to look at them), else to the te
 
 from __future__ import annotations
 
-import json
 import re
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import command
 from playwright.sync_api import expect
 
 from central.domain import Channel
@@ -76,9 +75,7 @@ def point(central: Any, mqtt_peer: Callable[..., Any]) -> Callable[[int, str], N
     def press(serial: int, action: str = "next") -> None:
         device = f"point-{serial}"
         peer = peers.get(serial) or peers.setdefault(serial, mqtt_peer(central.device_urls[device]))
-        command = {"command_id": uuid.uuid4().hex, "action": action}
-        rc = peer.publish(topics.command(device), json.dumps(command))
-        assert not rc.is_failure
+        command(peer, device, action, topics=topics)
 
     return press
 

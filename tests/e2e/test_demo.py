@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from edge_support import wait_until
+from helpers import wait_until
 from PIL import Image, ImageChops
 
 from broker.mosquitto import free_port

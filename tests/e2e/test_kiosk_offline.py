@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from edge_support import wait_until
 from escpos.printer import Dummy
+from helpers import wait_until
 from sqlalchemy import select
 
 from central import leases

@@ -7,7 +7,8 @@ import signal
 import subprocess
 import sys
 
-from edge_support import ScriptedCentral, wait_until
+from edge_support import ScriptedCentral
+from helpers import wait_until
 from sqlalchemy import select
 
 from central.store.models import TicketRow

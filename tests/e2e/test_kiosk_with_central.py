@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from edge_support import wait_until
 from escpos.printer import Dummy
+from helpers import wait_until
 from sqlalchemy import select
 
 from central.store.models import TicketRow

@@ -9,7 +9,8 @@ import subprocess
 import sys
 
 import pytest
-from edge_support import ScriptedCentral, wait_until
+from edge_support import ScriptedCentral
+from helpers import wait_until
 
 from nextup.contract import Command, DeviceStatus
 

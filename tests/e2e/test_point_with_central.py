@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from edge_support import wait_until
 from escpos.printer import Dummy
+from helpers import wait_until
 
 from edge.kiosk import Kiosk
 from edge.kiosk.render import parse

@@ -3,59 +3,12 @@
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 import pytest
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+from helpers import TOPICS, command, latest_board, request_ticket, wait_state
 
-from nextup.contract import Board, PointState, TicketReply, Topics
-
-TOPICS = Topics("main")
-
-
-def request(peer: Any, service: str, request_id: str | None = None, **extra: Any) -> TicketReply:
-    """Send a kiosk ticket request with an MQTT 5 response topic and wait for its reply."""
-    request_id = request_id or uuid.uuid4().hex
-    props = Properties(PacketTypes.PUBLISH)
-    props.ResponseTopic = TOPICS.ticket_reply("kiosk-1")
-    props.CorrelationData = request_id.encode()
-    payload = json.dumps({"request_id": request_id, "service": service, **extra})
-    peer.client.publish(TOPICS.ticket_request("kiosk-1"), payload, qos=1, properties=props)
-    while True:
-        msg = peer.next_message()
-        if msg.topic == TOPICS.ticket_reply("kiosk-1"):
-            reply = TicketReply.parse(msg.payload)
-            if reply.request_id == request_id:
-                assert msg.properties.CorrelationData == request_id.encode()
-                return reply
-
-
-def command(peer: Any, device: str, action: str, command_id: str | None = None) -> str:
-    command_id = command_id or uuid.uuid4().hex
-    payload = json.dumps({"command_id": command_id, "action": action})
-    assert not peer.publish(TOPICS.command(device), payload).is_failure
-    return command_id
-
-
-def wait_state(peer: Any, serial: int, command_id: str) -> PointState:
-    """The retained state of point ``serial`` once it reflects ``command_id``."""
-    while True:
-        msg = peer.next_message()
-        if msg.topic == TOPICS.point_state(serial):
-            state = PointState.parse(msg.payload)
-            if state.last_command_id == command_id:
-                return state
-
-
-def latest_board(peer: Any, version_at_least: int) -> Board:
-    while True:
-        msg = peer.next_message()
-        if msg.topic == TOPICS.board:
-            board = Board.parse(msg.payload)
-            if board.version >= version_at_least:
-                return board
+from nextup.contract import Board
 
 
 @pytest.fixture
@@ -81,8 +34,8 @@ def display(central: Any, mqtt_peer: Any) -> Any:
 
 
 def test_kiosk_request_gets_a_numbered_ticket_on_its_response_topic(kiosk: Any) -> None:
-    first = request(kiosk, "cash")
-    second = request(kiosk, "cash")
+    first = request_ticket(kiosk, "cash")
+    second = request_ticket(kiosk, "cash")
     assert first.ok and second.ok
     assert (first.ticket.number, second.ticket.number) == ("A-001", "A-002")
     assert (first.ticket.ahead, second.ticket.ahead) == (0, 1)
@@ -90,7 +43,7 @@ def test_kiosk_request_gets_a_numbered_ticket_on_its_response_topic(kiosk: Any) 
 
 
 def test_ticket_is_called_served_and_the_board_shows_it(kiosk: Any, point1: Any, display: Any) -> None:
-    ticket = request(kiosk, "cash").ticket
+    ticket = request_ticket(kiosk, "cash").ticket
     command_id = command(point1, "point-1", "next")
     state = wait_state(point1, 1, command_id)
     assert state.current is not None and state.current.number == ticket.number
@@ -103,16 +56,16 @@ def test_ticket_is_called_served_and_the_board_shows_it(kiosk: Any, point1: Any,
 
 
 def test_redelivered_request_is_answered_alike_and_issues_one_ticket(kiosk: Any, central: Any) -> None:
-    first = request(kiosk, "cash", request_id="same-id")
-    again = request(kiosk, "cash", request_id="same-id")
+    first = request_ticket(kiosk, "cash", request_id="same-id")
+    again = request_ticket(kiosk, "cash", request_id="same-id")
     assert again == first
     assert central.coordinator.services()[1][0].key == "cash"
     assert dict((s.key, n) for s, n in central.coordinator.services())["cash"] == 1
 
 
 def test_redelivered_command_does_nothing_twice(kiosk: Any, point1: Any, central: Any) -> None:
-    request(kiosk, "cash")
-    request(kiosk, "cash")
+    request_ticket(kiosk, "cash")
+    request_ticket(kiosk, "cash")
     command(point1, "point-1", "next", command_id="press-1")
     state = wait_state(point1, 1, "press-1")
     command(point1, "point-1", "next", command_id="press-1")
@@ -132,7 +85,7 @@ def test_refused_command_changes_nothing_and_says_why(point1: Any, central: Any)
 
 
 def test_request_for_unknown_service_gets_a_readable_refusal(kiosk: Any) -> None:
-    reply = request(kiosk, "nonsense")
+    reply = request_ticket(kiosk, "nonsense")
     assert not reply.ok
     assert reply.error.code == "unknown_service"
     assert "nonsense" in reply.error.message
@@ -154,7 +107,7 @@ def test_malformed_requests_change_nothing_and_central_stays_up(
     payload: bytes, kiosk: Any, central: Any
 ) -> None:
     kiosk.publish(TOPICS.ticket_request("kiosk-1"), payload)
-    reply = request(kiosk, "cash")
+    reply = request_ticket(kiosk, "cash")
     assert reply.ok and reply.ticket.number == "A-001"
 
 

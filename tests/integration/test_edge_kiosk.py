@@ -6,8 +6,9 @@ import time
 from datetime import datetime
 
 import pytest
-from edge_support import NetworkPrinterSim, ScriptedCentral, device_settings, wait_until
+from edge_support import NetworkPrinterSim, ScriptedCentral, device_settings
 from escpos.printer import Dummy
+from helpers import wait_until
 
 from edge.kiosk import Kiosk
 from edge.kiosk.layout import TicketSlip, print_ticket

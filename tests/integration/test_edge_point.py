@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from edge_support import ScriptedCentral, device_settings, wait_until
+from edge_support import ScriptedCentral, device_settings
+from helpers import wait_until
 
 from edge.pointbutton import PointUnit
 from edge.pointbutton.lcd import MemoryLcd, ascii_only

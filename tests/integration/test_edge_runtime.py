@@ -6,9 +6,10 @@ import threading
 import time
 
 import pytest
-from edge_support import ScriptedCentral, device_settings, wait_until
+from edge_support import ScriptedCentral, device_settings
 from gpiozero import Button
 from gpiozero.pins.mock import MockFactory
+from helpers import wait_until
 
 from edge.runtime import Device, DeviceRuntime
 from nextup.contract import Command, DeviceConfig, DeviceStatus

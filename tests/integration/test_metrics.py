@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from typing import Any
 from urllib.request import Request, urlopen
 
+from helpers import TOPICS, command, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 from central.coordinator import Coordinator
 from central.domain import Channel
 from central.web import create_app
-from nextup.contract import Topics
-
-TOPICS = Topics("main")
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -34,14 +31,6 @@ def scrape(central: Any, headers: dict[str, str] | None = None) -> dict[Any, flo
         return samples(response.read().decode())
 
 
-def until(predicate: Any, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-    return value
-
-
 def test_a_ticket_from_press_to_served_is_counted_once_with_its_wait_and_service_time(
         central: Any, mqtt_peer: Any) -> None:
     kiosk = mqtt_peer(central.device_urls["kiosk-1"])
@@ -55,9 +44,9 @@ def test_a_ticket_from_press_to_served_is_counted_once_with_its_wait_and_service
     point = mqtt_peer(central.device_urls["point-1"])
     point.subscribe(TOPICS.point_state(1))
     for action in ("next", "served", "served"):  # the second "served" is refused: nothing is called
-        command = {"command_id": uuid.uuid4().hex, "action": action}
-        point.publish(TOPICS.command("point-1"), json.dumps(command))
-    until(lambda: scrape(central).get(("nextup_mqtt_request_seconds_count", (("kind", "command"),))) == 3)
+        command(point, "point-1", action)
+    commands = ("nextup_mqtt_request_seconds_count", (("kind", "command"),))
+    wait_until(lambda: scrape(central).get(commands) == 3, 10, "three commands timed")
 
     got = scrape(central)
     assert got[("nextup_tickets_issued_total", (("channel", "kiosk"), ("service", "cash")))] == 1
@@ -79,7 +68,8 @@ def test_rejections_are_counted_by_reason_and_devices_online_by_kind(central: An
     point.publish(TOPICS.device_status("point-2"), json.dumps(status), retain=True)
 
     online = ("nextup_devices_online", (("kind", "point"),))
-    got = until(lambda: (lambda m: m if m.get(online) == 1 else None)(scrape(central)))
+    got = wait_until(lambda: (lambda m: m if m.get(online) == 1 else None)(scrape(central)), 10,
+                     "a point online")
     assert sum(v for (name, _), v in got.items() if name == "nextup_rejections_total") == 2
     assert got[("nextup_devices", (("kind", "point"),))] == 4
     assert got[("nextup_devices_online", (("kind", "kiosk"),))] == 0
@@ -88,7 +78,7 @@ def test_rejections_are_counted_by_reason_and_devices_online_by_kind(central: An
 def test_reconnects_to_the_broker_are_counted(central: Any, broker: Any) -> None:
     assert scrape(central)[("nextup_mqtt_reconnects_total", ())] == 0
     broker.stop()
-    until(lambda: not central.bridge.connected.is_set())
+    wait_until(lambda: not central.bridge.connected.is_set(), 10, "central to lose the broker")
     broker.start()
     assert central.bridge.wait_connected(15)
     assert scrape(central)[("nextup_mqtt_reconnects_total", ())] >= 1

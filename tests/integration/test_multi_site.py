@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import command, wait_state
 
 from broker.bridging import BridgeConfig, render_bridge, render_hub_acl, write_bridge, write_hub_credentials
 from broker.mosquitto import RunningBroker, reload
 from central.runner import Central
-from nextup.contract import Board, PointState, TicketReply, Topics
+from nextup.contract import Board, TicketReply, Topics
 from nextup.settings import Settings
 
 SITES = ("north", "south")
@@ -94,16 +95,12 @@ def test_each_site_is_served_by_its_own_central_through_the_central_broker(
     # A press at a point of one hall calls that hall's ticket.
     point = mqtt_peer(sites["south"].url("point-1"))
     point.subscribe(Topics("south").point_state(1))
-    point.publish(Topics("south").command("point-1"), json.dumps({"command_id": "c-1", "action": "next"}))
+    command(point, "point-1", "next", "c-1", topics=Topics("south"))
     # Point 1 of the demo site serves cash: nothing waits there at the south site.
-    while (state := PointState.parse(point.next_message(timeout=10).payload)).last_command_id != "c-1":
-        pass
+    state = wait_state(point, 1, "c-1", topics=Topics("south"), timeout=10)
     assert state.last_error and state.current is None
-    off = {"command_id": "c-2", "action": "deactivate"}
-    point.publish(Topics("south").command("point-1"), json.dumps(off))
-    while (state := PointState.parse(point.next_message(timeout=10).payload)).last_command_id != "c-2":
-        pass
-    assert state.active is False
+    command(point, "point-1", "deactivate", "c-2", topics=Topics("south"))
+    assert wait_state(point, 1, "c-2", topics=Topics("south"), timeout=10).active is False
 
     with centrals["north"].store.read() as s, centrals["south"].store.read() as t:
         from sqlalchemy import func, select

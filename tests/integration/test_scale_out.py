@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import wait_until
 from sqlalchemy import func, select
 
 from broker.mosquitto import RunningBroker
@@ -73,17 +73,6 @@ def _units(broker: RunningBroker, folder: Path, count: int) -> list[PointUnit]:
     return units
 
 
-def _until(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what or predicate}")
-        time.sleep(0.005)
-
-
 def test_fifty_points_pressing_next_across_two_instances_call_each_ticket_once_in_order(
         hall: Any, broker: RunningBroker, tmp_path: Path, postgres_url: str) -> None:
     from central.coordinator import Coordinator
@@ -114,7 +103,7 @@ def test_fifty_points_pressing_next_across_two_instances_call_each_ticket_once_i
         unit.start()
     try:
         for unit in units:
-            _until(lambda unit=unit: unit.state is not None, what=f"{unit.device_id}'s state")
+            wait_until(lambda unit=unit: unit.state is not None, 30, f"{unit.device_id}'s state")
         start = threading.Barrier(POINTS)
         refused: list[str] = []
 
@@ -123,9 +112,11 @@ def test_fifty_points_pressing_next_across_two_instances_call_each_ticket_once_i
             for _ in range(PRESSES):
                 command = unit.press("next")
                 assert command is not None
-                sent = command.command_id
-                state = _until(lambda sent=sent: unit.state is not None and unit.state.last_command_id == sent
-                               and unit.state, what=f"{unit.device_id} to see its command")
+
+                def answered(sent: str = command.command_id) -> Any:
+                    return unit.state is not None and unit.state.last_command_id == sent and unit.state
+
+                state = wait_until(answered, 30, f"{unit.device_id} to see its command")
                 if state.last_error:
                     refused.append(f"{unit.device_id}: {state.last_error}")
 
@@ -180,7 +171,7 @@ def test_an_instance_does_not_publish_a_board_older_than_one_the_broker_has(
     display.subscribe(Topics("main").board)
     b.coordinator.issue_ticket("cash", channel=Channel.API)
     newest = b.coordinator.board().version
-    _until(lambda: a.bridge.retained.newest(stale.topic) == newest, 5, "instance a to see b's board")
+    wait_until(lambda: a.bridge.retained.newest(stale.topic) == newest, 5, "instance a to see b's board")
 
     a.bridge.publish([stale])  # e.g. a publish that lost the race to the other instance's
     b.coordinator.issue_ticket("cash", channel=Channel.API)
@@ -202,13 +193,14 @@ def test_a_stale_retained_board_is_replaced_by_the_newest(
     b.coordinator.issue_ticket("cash", channel=Channel.API)
     newest = b.coordinator.board().version
     assert newest > stale.version
-    _until(lambda: _retained_board(mqtt_peer, broker.central_url).version == newest, 5, "the newest board")
+    wait_until(lambda: _retained_board(mqtt_peer, broker.central_url).version == newest, 5,
+               "the newest board")
 
     # An instance that published before it could see the newer state: the broker now holds an older board.
     late = mqtt_peer(broker.central_url, client_id="late-instance")
     assert not late.publish(Topics("main").board, stale.to_json(), retain=True).is_failure
 
-    board = _until(lambda: (lambda got: got if got.version == newest else None)(
+    board = wait_until(lambda: (lambda got: got if got.version == newest else None)(
         _retained_board(mqtt_peer, broker.central_url)), 5, "the newest board to be retained again")
     assert board.waiting == {"cash": 2}
     assert a.bridge.retained.republished + b.bridge.retained.republished >= 1
@@ -220,7 +212,7 @@ def test_one_instance_alone_publishes_every_state_as_before(hall: Any, broker: R
     from central.domain import Channel
 
     a.coordinator.issue_ticket("cash", channel=Channel.API)
-    assert _until(lambda: _retained_board(mqtt_peer, broker.central_url).waiting == {"cash": 1}, 5)
+    assert wait_until(lambda: _retained_board(mqtt_peer, broker.central_url).waiting == {"cash": 1}, 5)
 
 
 def test_shared_instances_get_client_ids_stable_across_restarts_and_distinct_per_folder(

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import pytest
+from helpers import TOPICS, command, wait_state
 from sqlalchemy import func, select
 
 from central.coordinator import Coordinator
@@ -15,11 +16,9 @@ from central.domain import Channel
 from central.store.models import PointRow, TicketEventRow, TicketRow, UserRow
 from central.users import set_user
 from central.web import create_app
-from nextup.contract import PointState, Topics
 
 PASSWORD = "correct horse battery staple"
 TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
-TOPICS = Topics("main")
 
 
 def sign_in(client: Any, name: str) -> Any:
@@ -258,15 +257,6 @@ def test_unknown_action_is_404(sam: Any) -> None:
 # --- the console and the hardware unit at the same point, through the real broker -----------------
 
 
-def wait_state(peer: Any, serial: int, command_id: str) -> PointState:
-    while True:
-        msg = peer.next_message()
-        if msg.topic == TOPICS.point_state(serial):
-            state = PointState.parse(msg.payload)
-            if state.last_command_id == command_id:
-                return state
-
-
 def test_hardware_press_and_console_click_stay_consistent(central: Any, mqtt_peer: Any) -> None:
     add_staff(central.coordinator.store)
     coordinator = central.coordinator
@@ -278,8 +268,7 @@ def test_hardware_press_and_console_click_stay_consistent(central: Any, mqtt_pee
     pick(console, 1)
 
     # The unit calls the first ticket; the console shows it.
-    press_id = uuid.uuid4().hex
-    unit.publish(TOPICS.command("point-1"), json.dumps({"command_id": press_id, "action": "next"}))
+    press_id = command(unit, "point-1", "next")
     assert wait_state(unit, 1, press_id).current.number == tickets[0].number
     page = console.get("/console/1").get_data(as_text=True)
     assert current_number(page) == tickets[0].number
@@ -292,9 +281,8 @@ def test_hardware_press_and_console_click_stay_consistent(central: Any, mqtt_pee
     assert coordinator.ticket(tickets[0].token).state == "no_show"
 
     # The unit's "next" and the console's "next", each delivered twice, call exactly two tickets.
-    press_id = uuid.uuid4().hex
-    for _ in range(2):
-        unit.publish(TOPICS.command("point-1"), json.dumps({"command_id": press_id, "action": "next"}))
+    press_id = command(unit, "point-1", "next")
+    command(unit, "point-1", "next", press_id)
     assert wait_state(unit, 1, press_id).current.number == tickets[1].number
     page = console.get("/console/1").get_data(as_text=True)
     fields = button(page, "next")
