@@ -81,31 +81,20 @@ def apply_site(store: Store, spec: SiteSpec) -> Changes:
 
 
 def _site(s: Session, spec: SiteSpec, changes: Changes) -> None:
+    values = {
+        "name": spec.name,
+        "timezone": spec.timezone,
+        "language": spec.language,
+        "policy": spec.policy.value,
+        "aging_after_s": spec.aging_after_s,
+        "ratio": list(spec.ratio),
+    }
     row = s.get(SiteRow, 1)
     if row is None:
-        row = SiteRow(
-            id=1,
-            version=0,
-            name=spec.name,
-            timezone=spec.timezone,
-            language=spec.language,
-            policy=spec.policy.value,
-            aging_after_s=spec.aging_after_s,
-            ratio=list(spec.ratio),
-        )
-        s.add(row)
+        s.add(SiteRow(id=1, version=0, **values))
         changes.note("site created")
         return
-    changes.set(
-        row,
-        "site",
-        name=spec.name,
-        timezone=spec.timezone,
-        language=spec.language,
-        policy=spec.policy.value,
-        aging_after_s=spec.aging_after_s,
-        ratio=list(spec.ratio),
-    )
+    changes.set(row, "site", **values)
 
 
 def _hours(s: Session, spec: SiteSpec, changes: Changes) -> None:
