@@ -140,6 +140,20 @@ def audio_player() -> list[str] | None:
     return None
 
 
+def play_wav(path: Path) -> None:
+    """Plays a WAV file with aplay/paplay, else through pygame's mixer, else not at all.
+
+    A player process rather than the mixer where there is one: the mixer
+    brings SDL_mixer and its codec libraries into the display (6 MB resident)
+    and holds the sound card open between calls.
+    """
+    cmd = audio_player()
+    if cmd:
+        _run([*cmd, str(path)])
+    else:
+        _play_with_mixer(path)
+
+
 class EspeakAnnouncer:
     """Speaks with espeak-ng: writes a WAV, then plays it with ``play`` (aplay/paplay by default).
 
@@ -152,10 +166,7 @@ class EspeakAnnouncer:
         self.espeak = espeak
         self.speed = speed
         self._voices: frozenset[str] | None = None
-        if play is None:
-            cmd = audio_player()
-            play = (lambda path: _run([*cmd, str(path)])) if cmd else _play_with_mixer
-        self._play = play
+        self._play = play or play_wav
 
     @property
     def voices(self) -> frozenset[str]:
@@ -194,9 +205,9 @@ def _play_with_mixer(path: Path) -> None:
     """Plays a WAV through pygame's mixer when there is an audio device; else nothing."""
     if not mixer_ready():
         return
-    import pygame
+    from .lean_pygame import load
 
-    sound = pygame.mixer.Sound(str(path))
+    sound = load("mixer").mixer.Sound(str(path))
     channel = sound.play()
     deadline = time.monotonic() + sound.get_length() + 1.0
     while channel is not None and channel.get_busy() and time.monotonic() < deadline:
@@ -211,10 +222,11 @@ def mixer_ready() -> bool:
     global _mixer_state
     if _mixer_state is None:
         try:
-            import pygame
+            from .lean_pygame import load
 
-            if not pygame.mixer.get_init():
-                pygame.mixer.init()
+            mixer = load("mixer").mixer
+            if not mixer.get_init():
+                mixer.init()
             _mixer_state = True
         except Exception as exc:  # pygame.error, ImportError: a display without sound still shows calls
             log.info("no audio device, announcements are silent: %s", exc)
@@ -259,8 +271,8 @@ def chime_path(cache_dir: Path | None = None) -> Path:
 
 
 def play_chime() -> None:
-    """Plays the chime through pygame's mixer; quietly nothing without an audio device."""
-    _play_with_mixer(chime_path())
+    """Plays the chime (``play_wav``); quietly nothing without an audio device."""
+    play_wav(chime_path())
 
 
 # --- the queue ------------------------------------------------------------------

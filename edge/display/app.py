@@ -29,8 +29,17 @@ from edge.runtime import Device
 from nextup.contract import DeviceConfig
 from nextup.settings import Settings, SettingsError
 
-from .announcer import AnnouncementQueue, Announcer, EspeakAnnouncer, SilentAnnouncer, mixer_ready, play_chime
-from .render import render
+from .announcer import (
+    AnnouncementQueue,
+    Announcer,
+    EspeakAnnouncer,
+    SilentAnnouncer,
+    audio_player,
+    mixer_ready,
+    play_chime,
+)
+from .lean_pygame import load as load_pygame
+from .render import draw
 from .state import DisplayState, View
 
 log = logging.getLogger(__name__)
@@ -100,6 +109,8 @@ class HallDisplay(Device):
         self._chime = chime
         self._changed = threading.Event()
         self._surface: Any = None
+        self._owns_window = False
+        self._frame: Any = None
         self._last_key: tuple[object, ...] | None = None
         self.announcements: AnnouncementQueue | None = None
         super().__init__(settings, sim=sim, **device_options)
@@ -119,9 +130,7 @@ class HallDisplay(Device):
         if self.announcements is not None:
             self.announcements.close()
         if self._surface is not None:
-            import pygame
-
-            pygame.display.quit()
+            load_pygame().display.quit()
             self._surface = None
 
     @property
@@ -161,10 +170,11 @@ class HallDisplay(Device):
         if self._surface is not None:
             return
         choose_video_driver(self.sim)
-        import pygame
-
+        pygame = load_pygame()
         pygame.display.init()
         pygame.font.init()
+        # pygame has one window per process; the demo runs several displays in one.
+        self._owns_window = pygame.display.get_surface() is None
         if self.size is None and self.sim:
             self.size = SIM_SIZE
         if self.size is None:
@@ -174,7 +184,7 @@ class HallDisplay(Device):
             self._surface = pygame.display.set_mode(self.size)
         pygame.display.set_caption("Nextup")
         pygame.mouse.set_visible(False)
-        if self._chime is play_chime:
+        if self._chime is play_chime and audio_player() is None:
             mixer_ready()  # open the audio device here, on the main thread, not in the worker
         log.info("%s: screen %dx%d (%s)", self.device_id, *self.size, pygame.display.get_driver())
 
@@ -183,27 +193,41 @@ class HallDisplay(Device):
 
     def redraw(self, force: bool = False) -> bool:
         """Draws the current view if it changed since the last frame; True when it drew."""
-        import pygame
-
         self.open_screen()
         view = self.view()
         key = view.clock_key()
         if not force and key == self._last_key:
             return False
-        assert self.size is not None
-        frame = render(view, self.size)
-        self._surface.blit(frame, (0, 0))
-        pygame.display.flip()
+        with _WINDOW:
+            canvas = self._canvas()
+            draw(view, canvas)
+            if canvas is not self._surface:
+                self._surface.blit(canvas, (0, 0))
+            load_pygame().display.flip()
+            if self.screenshot is not None:
+                _save_png(canvas, self.screenshot)
         self._last_key = key
         self.frames += 1
-        if self.screenshot is not None:
-            _save_png(frame, self.screenshot)
+        _give_back_freed_memory()
         return True
+
+    def _canvas(self) -> Any:
+        """Where the frame is drawn: straight onto the screen when the window is this display's.
+
+        A frame of its own would be one more full-screen surface (8 MB at
+        1080p).  A display sharing the window with another of the same
+        process (the demo), or finding it another size, draws into a frame of
+        its own, made once.
+        """
+        if self._owns_window and self._surface.get_size() == self.size:
+            return self._surface
+        if self._frame is None or self._frame.get_size() != self.size:
+            self._frame = load_pygame().Surface(self.size)
+        return self._frame
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Shows the board until SIGTERM, SIGINT, a window close or ``stop``."""
-        import pygame
-
+        pygame = load_pygame()
         stop = stop or threading.Event()
         self.start()
         self.open_screen()
@@ -224,12 +248,34 @@ class HallDisplay(Device):
         watchdog.join(2.0)
 
 
+_WINDOW = threading.Lock()
+"""Held while a frame is drawn and shown: the displays of one process share pygame's window."""
+
+_malloc_trim: Callable[[int], int] | None = None
+
+
+def _give_back_freed_memory() -> None:
+    """Hands the memory a frame used for a moment back to the system (glibc's ``malloc_trim``).
+
+    Drawing a frame allocates and frees a few MB (the newest call's text alone
+    is about 1 MB at 1080p, plus a font for each size tried).  glibc keeps
+    freed pages inside its heap for later: without this, the display stays
+    about 2 MB above what it holds between frames, a 1080p screen's margin
+    under its 40 MB.  Trimming takes well under a millisecond, once a frame.
+    Elsewhere than glibc there is no ``malloc_trim`` and nothing to do.
+    """
+    global _malloc_trim
+    if _malloc_trim is None:
+        import ctypes
+
+        _malloc_trim = getattr(ctypes.CDLL(None), "malloc_trim", None) or (lambda pad: 0)
+    _malloc_trim(0)
+
+
 def _save_png(frame: Any, path: Path) -> None:
     """Writes the frame whole or not at all, so a reader never sees half a PNG."""
-    import pygame
-
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    pygame.image.save(frame, str(tmp))
+    load_pygame().image.save(frame, str(tmp))
     os.replace(tmp, path)
 
 

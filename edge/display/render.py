@@ -11,12 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-
-import pygame
+from typing import TYPE_CHECKING
 
 from nextup.contract import Board, SiteState
 
+from .lean_pygame import load
 from .state import View
+
+if TYPE_CHECKING:
+    import pygame
+else:
+    pygame = load()
 
 BACKGROUND = (14, 22, 33)
 HEADER = (24, 36, 52)
@@ -115,18 +120,31 @@ def _blit(target: pygame.Surface, surf: pygame.Surface, *, left: int | None = No
 
 def render(view: View, size: tuple[int, int]) -> pygame.Surface:
     """The frame for ``view`` on a ``size`` screen."""
+    screen = pygame.Surface(size)
+    draw(view, screen)
+    return screen
+
+
+def draw(view: View, screen: pygame.Surface) -> None:
+    """Draws the frame for ``view`` over the whole of ``screen``, as ``render`` would.
+
+    The display draws straight onto its screen: a frame of its own would be
+    one more full-screen surface (8 MB at 1080p) allocated on every redraw.
+    """
     if not pygame.font.get_init():
         pygame.font.init()
-    # Fonts live for one frame: a font kept across pygame.font.quit()/init() crashes pygame.
+    # Fonts live for one frame: a font kept across pygame.font.quit()/init() crashes pygame,
+    # and one kept while the screen waits for the next change is memory held for nothing.
     _font.cache_clear()
-    lay = layout(size)
-    screen = pygame.Surface(size)
-    screen.fill(BACKGROUND)
-    _header(screen, lay, view)
-    _newest(screen, lay, view.board)
-    _calls(screen, lay, view.board)
-    _waiting(screen, lay, view.board, view.site)
-    return screen
+    try:
+        lay = layout(screen.get_size())
+        screen.fill(BACKGROUND)
+        _header(screen, lay, view)
+        _newest(screen, lay, view.board)
+        _calls(screen, lay, view.board)
+        _waiting(screen, lay, view.board, view.site)
+    finally:
+        _font.cache_clear()
 
 
 def _header(screen: pygame.Surface, lay: Layout, view: View) -> None:

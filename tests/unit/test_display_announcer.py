@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import threading
 import time
@@ -17,7 +18,9 @@ from edge.display.announcer import (
     EspeakAnnouncer,
     RecordingAnnouncer,
     announcement_text,
+    chime_path,
     installed_voices,
+    play_chime,
     spoken_number,
     write_chime,
 )
@@ -157,6 +160,18 @@ def test_the_chime_is_a_short_two_note_sound(tmp_path: Path) -> None:
 
     assert rms(frames) > 1000, "it is audible"
     assert pitch(0.05) > pitch(0.6) + 60, "a ding, then a lower dong"
+
+
+def test_the_chime_plays_through_the_same_player_as_the_voice(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # aplay as the display has it, but into a file: the test machine has no sound card
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "aplay").write_text(f'#!/bin/sh\nfor f; do :; done\ncp "$f" {tmp_path / "played.wav"}\n')
+    (bin_dir / "aplay").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    play_chime()
+    assert (tmp_path / "played.wav").read_bytes() == chime_path().read_bytes()
 
 
 # --- espeak-ng: the real voice -----------------------------------------------------

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -161,3 +165,45 @@ def test_an_empty_site_still_draws_a_frame() -> None:
     lay = r.layout((1280, 720))
     assert pixels(frame, lay.newest, r.MUTED) > 0
     assert pixels(frame, frame.get_rect(), r.HIGHLIGHT) == 0
+
+
+
+LEAN_FRAME = """
+import json, sys
+from datetime import datetime
+from edge.display import render as r
+from edge.display.state import View
+from nextup.contract import Board, CallInfo, SiteState, ServiceInfo
+site = SiteState(name="Main branch", open=True, services=[ServiceInfo("cash", "Cash desk", "A", True)])
+calls = [CallInfo("A-042", 3, "Window 3", "cash", "2024-05-06T09:40:00"),
+         CallInfo("A-041", 1, "Window 1", "cash", "2024-05-06T09:40:00")]
+view = View(Board(calls=calls, waiting={"cash": 4}, version=1), site, datetime(2024, 5, 6, 9, 41), True)
+frame = r.render(view, (1280, 720))
+sys.stdout.buffer.write(r.pygame.image.tobytes(frame, "RGB"))
+left_out = [m for m in ("pygame.mixer", "pygame.sprite", "pkg_resources") if m in sys.modules]
+import pygame
+whole = pygame.mask.from_surface(frame).count() > 0 and callable(pygame.init)
+whole = whole and "pygame.mixer" in sys.modules
+sys.stderr.write(json.dumps([left_out, whole]))
+"""
+
+
+def test_the_display_draws_the_same_frame_without_the_whole_of_pygame() -> None:
+    # A process of its own: this one imported pygame whole.
+    env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "PYGAME_HIDE_SUPPORT_PROMPT": "1"}
+    done = subprocess.run([sys.executable, "-c", LEAN_FRAME], capture_output=True, env=env, check=True,
+                          timeout=60)
+    site = SiteState(name="Main branch", open=True, services=[ServiceInfo("cash", "Cash desk", "A", True)])
+    view = View(board(call("A-042", 3), call("A-041", 1), cash=4), site, NOW, True)
+    assert done.stdout == pygame.image.tobytes(r.render(view, (1280, 720)), "RGB")
+    left_out, whole = json.loads(done.stderr.decode().strip().splitlines()[-1])
+    assert left_out == [], "the mixer, sprites and pkg_resources are not loaded to draw"
+    assert whole, "code asking more of pygame still gets all of it"
+
+
+def test_drawing_onto_the_screen_gives_the_rendered_frame() -> None:
+    view = View(board(call("A-042", 3), call("A-041", 1), cash=2), SITE, NOW, False)
+    screen = pygame.Surface((1280, 720))
+    screen.fill((255, 0, 255))
+    r.draw(view, screen)
+    assert pygame.image.tobytes(screen, "RGB") == pygame.image.tobytes(r.render(view, (1280, 720)), "RGB")
