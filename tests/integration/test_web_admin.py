@@ -45,6 +45,13 @@ def form_token(client: Any, url: str) -> str:
     return token(response.get_data(as_text=True))
 
 
+def send(
+    client: Any, url: str, data: dict[str, Any] | None = None, *, page: str | None = None, **kwargs: Any
+) -> Any:
+    """Post a form as a browser does: with the CSRF token of the page it is on (``page``, else ``url``)."""
+    return client.post(url, data={"csrf_token": form_token(client, page or url), **(data or {})}, **kwargs)
+
+
 def field_errors(page: str, field: str) -> str:
     """The block of form field ``field`` (label, input, errors): what the page shows next to it."""
     start = page.find(f'for="{field}"')
@@ -204,7 +211,7 @@ def test_sign_in_does_not_redirect_to_another_site(app: Any) -> None:
             data={"csrf_token": token(page), "name": "boss", "password": PASSWORD},
         )
         assert response.status_code == 302 and response.location == "/admin/"
-        client.post("/admin/logout", data={"csrf_token": form_token(client, "/admin/")})
+        send(client, "/admin/logout", page="/admin/")
         page = client.get("/admin/login").get_data(as_text=True)
         if target == "//evil.example/":
             break  # stay under the sign-in limit; the third form is covered by the unit of _safe_next below
@@ -219,7 +226,7 @@ def test_safe_next_keeps_only_local_paths() -> None:
 
 
 def test_sign_out_ends_the_session(admin: Any) -> None:
-    response = admin.post("/admin/logout", data={"csrf_token": form_token(admin, "/admin/")})
+    response = send(admin, "/admin/logout", page="/admin/")
     assert response.status_code == 302
     assert admin.get("/admin/").status_code == 302
 
@@ -343,10 +350,10 @@ def test_every_form_post_without_its_token_is_refused(app: Any, site: Any, admin
 
 
 def test_admin_creates_a_service_and_it_is_published(admin: Any, site: Any, published: list[Message]) -> None:
-    response = admin.post(
+    response = send(
+        admin,
         "/admin/services/new",
-        data={
-            "csrf_token": form_token(admin, "/admin/services/new"),
+        {
             "key": "passports",
             "name": "Passports",
             "description": "New and renewed",
@@ -370,15 +377,7 @@ def test_admin_creates_a_service_and_it_is_published(admin: Any, site: Any, publ
 
 def test_duplicate_prefix_is_shown_next_to_the_prefix_field(admin: Any, site: Any) -> None:
     before = snapshot(site)
-    response = admin.post(
-        "/admin/services/new",
-        data={
-            "csrf_token": form_token(admin, "/admin/services/new"),
-            "key": "passports",
-            "name": "Passports",
-            "prefix": "A",
-        },
-    )
+    response = send(admin, "/admin/services/new", {"key": "passports", "name": "Passports", "prefix": "A"})
     assert response.status_code == 400
     page = response.get_data(as_text=True)
     assert "The prefix A is already used by Cash desk." in field_errors(page, "prefix")
@@ -389,15 +388,7 @@ def test_duplicate_prefix_is_shown_next_to_the_prefix_field(admin: Any, site: An
 
 def test_empty_name_and_bad_key_are_shown_next_to_their_fields(admin: Any, site: Any) -> None:
     before = snapshot(site)
-    response = admin.post(
-        "/admin/services/new",
-        data={
-            "csrf_token": form_token(admin, "/admin/services/new"),
-            "key": "Not A Slug",
-            "name": "  ",
-            "prefix": "q",
-        },
-    )
+    response = send(admin, "/admin/services/new", {"key": "Not A Slug", "name": "  ", "prefix": "q"})
     assert response.status_code == 400
     page = response.get_data(as_text=True)
     assert "A name is required." in field_errors(page, "name")
@@ -407,30 +398,17 @@ def test_empty_name_and_bad_key_are_shown_next_to_their_fields(admin: Any, site:
 
 
 def test_duplicate_key_is_refused(admin: Any, site: Any) -> None:
-    response = admin.post(
-        "/admin/services/new",
-        data={
-            "csrf_token": form_token(admin, "/admin/services/new"),
-            "key": "cash",
-            "name": "Cash 2",
-            "prefix": "Q",
-        },
-    )
+    response = send(admin, "/admin/services/new", {"key": "cash", "name": "Cash 2", "prefix": "Q"})
     assert response.status_code == 400
     assert "already used by Cash desk" in field_errors(response.get_data(as_text=True), "key")
     assert count(site, ServiceRow) == 3
 
 
 def test_editing_a_service_keeps_its_key_and_may_keep_its_own_prefix(admin: Any, site: Any) -> None:
-    response = admin.post(
+    response = send(
+        admin,
         "/admin/services/cash",
-        data={
-            "csrf_token": form_token(admin, "/admin/services/cash"),
-            "key": "hijacked",
-            "name": "Cashier",
-            "prefix": "A",
-            "description": "",
-        },
+        {"key": "hijacked", "name": "Cashier", "prefix": "A", "description": ""},
     )
     assert response.status_code == 302
     with site.read() as s:
@@ -450,10 +428,10 @@ def test_unknown_service_page_is_404(admin: Any) -> None:
 def test_admin_creates_a_point_with_services_and_specialists(admin: Any, site: Any) -> None:
     with site.read() as s:
         sam = s.scalars(select(UserRow).where(UserRow.name == "sam")).one().id
-    response = admin.post(
+    response = send(
+        admin,
         "/admin/points/new",
-        data={
-            "csrf_token": form_token(admin, "/admin/points/new"),
+        {
             "serial": "7",
             "name": "Window 7",
             "services": ["cash", "loans"],
@@ -471,14 +449,8 @@ def test_admin_creates_a_point_with_services_and_specialists(admin: Any, site: A
 
 def test_duplicate_serial_is_shown_next_to_the_serial_field(admin: Any, site: Any) -> None:
     before = snapshot(site)
-    response = admin.post(
-        "/admin/points/new",
-        data={
-            "csrf_token": form_token(admin, "/admin/points/new"),
-            "serial": "1",
-            "name": "Another window",
-            "services": ["cash"],
-        },
+    response = send(
+        admin, "/admin/points/new", {"serial": "1", "name": "Another window", "services": ["cash"]}
     )
     assert response.status_code == 400
     assert "Serial 1 is already used by Window 1." in field_errors(response.get_data(as_text=True), "serial")
@@ -491,25 +463,17 @@ def test_point_serial_must_be_a_positive_number(admin: Any, site: Any) -> None:
         ("", "A serial is required."),
         ("x", "Not a valid integer value."),
     ):
-        response = admin.post(
-            "/admin/points/new",
-            data={"csrf_token": form_token(admin, "/admin/points/new"), "serial": serial, "name": "W"},
-        )
+        response = send(admin, "/admin/points/new", {"serial": serial, "name": "W"})
         assert response.status_code == 400
         assert message in field_errors(response.get_data(as_text=True), "serial"), serial
     assert count(site, PointRow) == 4
 
 
 def test_editing_a_point_replaces_its_services_and_specialists(admin: Any, site: Any) -> None:
-    response = admin.post(
+    response = send(
+        admin,
         "/admin/points/1",
-        data={
-            "csrf_token": form_token(admin, "/admin/points/1"),
-            "serial": "99",
-            "name": "Window One",
-            "services": ["accounts"],
-            "active": "y",
-        },
+        {"serial": "99", "name": "Window One", "services": ["accounts"], "active": "y"},
     )
     assert response.status_code == 302
     with site.read() as s:
@@ -522,10 +486,10 @@ def test_editing_a_point_replaces_its_services_and_specialists(admin: Any, site:
 
 
 def test_admin_creates_a_specialist_who_can_then_sign_in(app: Any, admin: Any, site: Any) -> None:
-    response = admin.post(
+    response = send(
+        admin,
         "/admin/staff/new",
-        data={
-            "csrf_token": form_token(admin, "/admin/staff/new"),
+        {
             "name": "ria",
             "role": "specialist",
             "password": "a long enough password",
@@ -545,32 +509,15 @@ def test_admin_creates_a_specialist_who_can_then_sign_in(app: Any, admin: Any, s
 
 def test_new_person_needs_a_long_enough_password_and_a_free_name(admin: Any, site: Any) -> None:
     before = snapshot(site)
-    response = admin.post(
-        "/admin/staff/new",
-        data={
-            "csrf_token": form_token(admin, "/admin/staff/new"),
-            "name": "sam",
-            "role": "specialist",
-            "password": "short",
-        },
-    )
+    response = send(admin, "/admin/staff/new", {"name": "sam", "role": "specialist", "password": "short"})
     assert response.status_code == 400
     page = response.get_data(as_text=True)
     assert "At least 10 characters." in field_errors(page, "password")
-    response = admin.post(
-        "/admin/staff/new",
-        data={
-            "csrf_token": form_token(admin, "/admin/staff/new"),
-            "name": "sam",
-            "role": "specialist",
-            "password": "long enough password",
-        },
+    response = send(
+        admin, "/admin/staff/new", {"name": "sam", "role": "specialist", "password": "long enough password"}
     )
     assert "already taken" in field_errors(response.get_data(as_text=True), "name")
-    response = admin.post(
-        "/admin/staff/new",
-        data={"csrf_token": form_token(admin, "/admin/staff/new"), "name": "nopass", "role": "specialist"},
-    )
+    response = send(admin, "/admin/staff/new", {"name": "nopass", "role": "specialist"})
     assert "A password is required" in field_errors(response.get_data(as_text=True), "password")
     assert snapshot(site) == before
 
@@ -579,16 +526,10 @@ def test_editing_a_person_without_a_password_keeps_theirs(admin: Any, site: Any)
     with site.read() as s:
         row = s.scalars(select(UserRow).where(UserRow.name == "sam")).one()
         sam, old_hash = row.id, row.password_hash
-    response = admin.post(
+    response = send(
+        admin,
         f"/admin/staff/{sam}",
-        data={
-            "csrf_token": form_token(admin, f"/admin/staff/{sam}"),
-            "name": "sam",
-            "role": "specialist",
-            "password": "",
-            "points": ["4"],
-            "active": "y",
-        },
+        {"name": "sam", "role": "specialist", "password": "", "points": ["4"], "active": "y"},
     )
     assert response.status_code == 302
     with site.read() as s:
@@ -601,12 +542,7 @@ def test_editing_a_person_without_a_password_keeps_theirs(admin: Any, site: Any)
 
 def test_priority_classes_are_added_ordered_and_the_policy_is_set(admin: Any, site: Any) -> None:
     page = "/admin/priorities"
-    assert (
-        admin.post(
-            "/admin/priorities/new", data={"csrf_token": form_token(admin, page), "key": "vip", "name": "VIP"}
-        ).status_code
-        == 302
-    )
+    assert send(admin, "/admin/priorities/new", {"key": "vip", "name": "VIP"}, page=page).status_code == 302
     with site.read() as s:
         assert [r.key for r in s.scalars(select(PriorityRow).order_by(PriorityRow.rank))] == [
             "paid",
@@ -616,11 +552,7 @@ def test_priority_classes_are_added_ordered_and_the_policy_is_set(admin: Any, si
         assert s.get(SiteRow, 1).ratio == [3, 1, 1]  # the new class got one share
         assert s.scalars(select(PriorityRow).where(PriorityRow.key == "vip")).one().public is False
     assert (
-        admin.post(
-            "/admin/priorities/move",
-            data={"csrf_token": form_token(admin, page), "key": "vip", "direction": "up"},
-        ).status_code
-        == 302
+        send(admin, "/admin/priorities/move", {"key": "vip", "direction": "up"}, page=page).status_code == 302
     )
     with site.read() as s:
         assert [r.key for r in s.scalars(select(PriorityRow).order_by(PriorityRow.rank))] == [
@@ -628,20 +560,16 @@ def test_priority_classes_are_added_ordered_and_the_policy_is_set(admin: Any, si
             "vip",
             "free",
         ]
-    response = admin.post(
+    response = send(
+        admin,
         "/admin/priorities/policy",
-        data={
-            "csrf_token": form_token(admin, page),
-            "policy": "ratio",
-            "aging_after_s": "600",
-            "ratio": "3, 1",
-        },
+        {"policy": "ratio", "aging_after_s": "600", "ratio": "3, 1"},
+        page=page,
     )
     assert response.status_code == 400
     assert "Give 3 shares" in field_errors(response.get_data(as_text=True), "ratio")
-    response = admin.post(
-        "/admin/priorities/policy",
-        data={"csrf_token": form_token(admin, page), "policy": "aging", "aging_after_s": "300", "ratio": ""},
+    response = send(
+        admin, "/admin/priorities/policy", {"policy": "aging", "aging_after_s": "300", "ratio": ""}, page=page
     )
     assert response.status_code == 302
     with site.read() as s:
@@ -650,15 +578,7 @@ def test_priority_classes_are_added_ordered_and_the_policy_is_set(admin: Any, si
 
 
 def test_the_public_flag_of_a_class_is_edited(admin: Any, site: Any) -> None:
-    response = admin.post(
-        "/admin/priorities/paid",
-        data={
-            "csrf_token": form_token(admin, "/admin/priorities/paid"),
-            "key": "paid",
-            "name": "Paid",
-            "public": "y",
-        },
-    )
+    response = send(admin, "/admin/priorities/paid", {"key": "paid", "name": "Paid", "public": "y"})
     assert response.status_code == 302
     with site.read() as s:
         assert s.scalars(select(PriorityRow).where(PriorityRow.key == "paid")).one().public is True
@@ -668,14 +588,10 @@ def test_a_class_with_tickets_in_the_queue_is_not_removed(admin: Any, app: Any, 
     from central.domain import Channel
 
     app.extensions["nextup.coordinator"].issue_ticket("cash", "free", channel=Channel.WEB)
-    response = admin.post(
-        "/admin/priorities/free/delete",
-        data={"csrf_token": form_token(admin, "/admin/priorities")},
-        follow_redirects=True,
-    )
+    response = send(admin, "/admin/priorities/free/delete", page="/admin/priorities", follow_redirects=True)
     assert "still in the queue" in response.get_data(as_text=True)
     assert count(site, PriorityRow) == 2
-    admin.post("/admin/priorities/paid/delete", data={"csrf_token": form_token(admin, "/admin/priorities")})
+    send(admin, "/admin/priorities/paid/delete", page="/admin/priorities")
     with site.read() as s:
         assert [(r.key, r.rank) for r in s.scalars(select(PriorityRow))] == [("free", 0)]
         assert s.get(SiteRow, 1).ratio == [1]
@@ -691,15 +607,7 @@ def secret_on(page: str) -> str:
 
 
 def test_new_device_shows_its_broker_password_once(admin: Any, site: Any, published: list[Message]) -> None:
-    response = admin.post(
-        "/admin/devices/new",
-        data={
-            "csrf_token": form_token(admin, "/admin/devices/new"),
-            "id": "point-7",
-            "kind": "point",
-            "point": "3",
-        },
-    )
+    response = send(admin, "/admin/devices/new", {"id": "point-7", "kind": "point", "point": "3"})
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
     password = secret_on(response.get_data(as_text=True))
@@ -720,40 +628,24 @@ def test_device_credentials_are_written_for_the_broker_when_configured(
     app.config["BROKER_DIR"] = str(tmp_path / "broker")
     client = app.test_client()
     sign_in(client, "boss")
-    response = client.post(
-        "/admin/devices/new",
-        data={"csrf_token": form_token(client, "/admin/devices/new"), "id": "kiosk-2", "kind": "kiosk"},
-    )
+    response = send(client, "/admin/devices/new", {"id": "kiosk-2", "kind": "kiosk"})
     password = secret_on(response.get_data(as_text=True))
     kept = read_passwords(tmp_path / "broker")
     assert kept["kiosk-2"] == password
     assert {"kiosk-1", "point-1", "display-1"} <= set(kept)
     assert "kiosk-2" in (tmp_path / "broker" / ACL_FILE).read_text()
     # A new password replaces the old one.
-    response = client.post(
-        "/admin/devices/kiosk-2/credentials", data={"csrf_token": form_token(client, "/admin/devices")}
-    )
+    response = send(client, "/admin/devices/kiosk-2/credentials", page="/admin/devices")
     assert secret_on(response.get_data(as_text=True)) != password
     assert read_passwords(tmp_path / "broker")["kiosk-2"] != password
 
 
 def test_device_form_refuses_a_point_unit_without_a_point_and_a_taken_id(admin: Any, site: Any) -> None:
     before = snapshot(site)
-    response = admin.post(
-        "/admin/devices/new",
-        data={
-            "csrf_token": form_token(admin, "/admin/devices/new"),
-            "id": "point-9",
-            "kind": "point",
-            "point": "",
-        },
-    )
+    response = send(admin, "/admin/devices/new", {"id": "point-9", "kind": "point", "point": ""})
     assert response.status_code == 400
     assert "needs the point it drives" in field_errors(response.get_data(as_text=True), "point")
-    response = admin.post(
-        "/admin/devices/new",
-        data={"csrf_token": form_token(admin, "/admin/devices/new"), "id": "kiosk-1", "kind": "kiosk"},
-    )
+    response = send(admin, "/admin/devices/new", {"id": "kiosk-1", "kind": "kiosk"})
     assert "already used" in field_errors(response.get_data(as_text=True), "id")
     assert snapshot(site) == before
 
@@ -771,9 +663,7 @@ def test_device_list_shows_online_state_and_printer(admin: Any, app: Any) -> Non
 
 
 def test_removing_a_device_takes_it_out_of_the_registry(admin: Any, site: Any) -> None:
-    response = admin.post(
-        "/admin/devices/display-1/delete", data={"csrf_token": form_token(admin, "/admin/devices")}
-    )
+    response = send(admin, "/admin/devices/display-1/delete", page="/admin/devices")
     assert response.status_code == 302
     with site.read() as s:
         assert s.get(DeviceRow, "display-1") is None
@@ -783,14 +673,10 @@ def test_removing_a_device_takes_it_out_of_the_registry(admin: Any, site: Any) -
 
 
 def test_opening_hours_and_closed_dates_are_replaced(admin: Any, site: Any, published: list[Message]) -> None:
-    response = admin.post(
+    response = send(
+        admin,
         "/admin/hours",
-        data={
-            "csrf_token": form_token(admin, "/admin/hours"),
-            "mon": "09:00-13:00, 14:00-18:00",
-            "tue": "8:30-12:00",
-            "closed": "2026-12-25\n2026-12-26",
-        },
+        {"mon": "09:00-13:00, 14:00-18:00", "tue": "8:30-12:00", "closed": "2026-12-25\n2026-12-26"},
     )
     assert response.status_code == 302
     with site.read() as s:
@@ -810,10 +696,10 @@ def test_opening_hours_and_closed_dates_are_replaced(admin: Any, site: Any, publ
 
 def test_bad_hours_are_shown_next_to_their_day_and_change_nothing(admin: Any, site: Any) -> None:
     before = snapshot(site)
-    response = admin.post(
+    response = send(
+        admin,
         "/admin/hours",
-        data={
-            "csrf_token": form_token(admin, "/admin/hours"),
+        {
             "mon": "09:00-13:00, 12:00-15:00",
             "wed": "18:00-09:00",
             "fri": "nine to five",
@@ -856,52 +742,55 @@ def test_panel_changes_land_alike_on_sqlite_and_postgresql(database_url: str, ma
     client = app.test_client()
     assert sign_in(client, "boss").status_code == 302
 
-    def post(url: str, form_url: str, **data: Any) -> Any:
-        return client.post(url, data={"csrf_token": form_token(client, form_url), **data})
-
     assert (
-        post(
+        send(
+            client,
             "/admin/services/new",
-            "/admin/services/new",
-            key="passports",
-            name="Passports",
-            prefix="P",
-            active="y",
+            {"key": "passports", "name": "Passports", "prefix": "P", "active": "y"},
         ).status_code
         == 302
     )
     assert (
-        post("/admin/services/new", "/admin/services/new", key="visas", name="Visas", prefix="P").status_code
+        send(client, "/admin/services/new", {"key": "visas", "name": "Visas", "prefix": "P"}).status_code
         == 400
     )
     assert (
-        post(
+        send(
+            client,
             "/admin/staff/new",
-            "/admin/staff/new",
-            name="ria",
-            role="specialist",
-            password="a long enough password",
-            points=["1"],
-            active="y",
+            {
+                "name": "ria",
+                "role": "specialist",
+                "password": "a long enough password",
+                "points": ["1"],
+                "active": "y",
+            },
         ).status_code
         == 302
     )
     with store.read() as s:
         ria = s.scalars(select(UserRow.id).where(UserRow.name == "ria")).one()
     assert (
-        post(
+        send(
+            client,
             "/admin/points/new",
-            "/admin/points/new",
-            serial="9",
-            name="Window 9",
-            services=["passports", "cash"],
-            specialists=[str(ria)],
-            active="y",
+            {
+                "serial": "9",
+                "name": "Window 9",
+                "services": ["passports", "cash"],
+                "specialists": [str(ria)],
+                "active": "y",
+            },
         ).status_code
         == 302
     )
-    assert post("/admin/priorities/move", "/admin/priorities", key="free", direction="up").status_code == 302
-    assert post("/admin/hours", "/admin/hours", mon="09:00-17:00", closed="2026-12-24").status_code == 302
+    assert (
+        send(
+            client, "/admin/priorities/move", {"key": "free", "direction": "up"}, page="/admin/priorities"
+        ).status_code
+        == 302
+    )
+    assert send(client, "/admin/hours", {"mon": "09:00-17:00", "closed": "2026-12-24"}).status_code == 302
     with store.read() as s:
         point = s.scalars(select(PointRow).where(PointRow.serial == 9)).one()
         assert [v.key for v in point.services] == ["cash", "passports"]
