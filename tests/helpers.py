@@ -10,6 +10,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from paho.mqtt.packettypes import PacketTypes
@@ -32,6 +33,19 @@ def wait_until(predicate: Callable[[], Any], timeout: float = TIMEOUT, what: str
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out waiting for {what}")
         time.sleep(every)
+
+
+class Clock:
+    """A clock the test moves by hand (``now``, ``advance``), for code that takes a clock."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
 
 
 def command(peer: Any, device: str, action: str, command_id: str | None = None, *,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import Clock
 from playwright.sync_api import expect
 from sqlalchemy import select
 
@@ -34,14 +35,6 @@ PASSWORD = "correct horse battery staple"
 # About three quarters of what windows 1-3 can take, so queues come and go.
 PACE = {"cash": (0.3, 4.0), "loans": (0.05, 10.0), "accounts": (0.1, 5.0)}
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo-site.toml"
-
-
-class Clock:
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def play_hall(coordinator: Coordinator, clock: Clock, start: datetime, end: datetime, rng: random.Random,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import Clock
 from sqlalchemy import func, select
 
 from central import leases
@@ -27,14 +28,6 @@ from nextup.contract import LeaseBlock, LeaseRequest, NumberLease, OfflineTicket
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo-site.toml"
 SIZE = 10
 FIRST = leases.TOP - SIZE + 1  # the first block of a service and day: [FIRST, TOP]
-
-
-class Clock:
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def utc(day: int, hhmm: str) -> datetime:

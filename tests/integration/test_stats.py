@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import helpers
 import pytest
 from sqlalchemy import select, text
 
@@ -26,16 +27,9 @@ from central.users import set_user
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo-site.toml"
 
 
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
+class Clock(helpers.Clock):
     def at(self, hhmm: str, day: int = 10) -> None:
+        """Set the clock to ``hhmm`` (UTC) on ``day`` March 2026, the days these tests play."""
         hour, minute = (int(x) for x in hhmm.split(":"))
         self.now = datetime(2026, 3, day, hour, minute, tzinfo=UTC)
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from helpers import Clock
 from sqlalchemy import func, inspect, select
 
 from central.coordinator import Coordinator
@@ -18,22 +19,9 @@ from central.store.models import ProcessedMessageRow, TicketEventRow, TicketRow
 from nextup.contract import Command, TicketRequest
 
 
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, start: datetime = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(datetime(2026, 11, 27, 9, 0, tzinfo=UTC))
 
 
 @pytest.fixture

@@ -10,11 +10,12 @@ import re
 import secrets
 import uuid
 import xml.etree.ElementTree as ET
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import Clock
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
 
@@ -28,17 +29,6 @@ from central.web import create_app, svgchart
 PASSWORD = "correct horse battery staple"
 TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 SVG = "{http://www.w3.org/2000/svg}"
-
-
-class Clock:
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 def token(page: str) -> str:
