@@ -45,6 +45,10 @@ BATCH_MAX = 100
 """Messages handled in one transaction at most; the broker's max_inflight_messages caps it too."""
 
 _KIND_OF_PAYLOAD = {model: kind for kind, model in PAYLOAD_OF_ROUTE.items()}
+_SNAPSHOT: Any = object()
+"""In the worker's inbox: publish every retained state from the database (after a (re)connect)."""
+_Inbound = tuple[int, mqtt.MQTTMessage]
+"""A device message and the number of the connection it came on."""
 
 
 class RejectionLog:
@@ -99,12 +103,14 @@ class Bridge:
         # Incoming messages go to one worker, which handles what has arrived as a batch; the
         # acknowledger releases each batch once the broker holds what it caused.
         self._local = threading.local()
-        self._inbox: queue.Queue[tuple[int, mqtt.MQTTMessage] | None] = queue.Queue()
+        self._inbox: queue.Queue[_Inbound | None] = queue.Queue()
         self._acks: queue.Queue[tuple[list[tuple[int, mqtt.MQTTMessage]], list[mqtt.MQTTMessageInfo]] | None]
         self._acks = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._stopping = False
         self._connection = 0
+        self._publish_lock = threading.Lock()
+        self._versions: dict[str, int] = {}  # the newest state version sent, per retained topic
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             # Stable across restarts: the broker keeps the persistent session (subscriptions and the
@@ -175,6 +181,9 @@ class Bridge:
             return
         no_delay(client)
         self._connection += 1
+        with self._publish_lock:
+            # The broker may have lost its retained states: the snapshot goes out whole.
+            self._versions.clear()
         if self.connected.is_set() or self.reconnects:
             self.reconnects += 1
         _, self._subscribe_mid = client.subscribe(
@@ -191,9 +200,9 @@ class Bridge:
         if refused:
             log.error("broker refused central's subscriptions: %s", refused)
             return
-        # Retained states may have been lost with the broker: publish them again from the database.
-        self.publish(self.coordinator.snapshot())
-        self.connected.set()
+        # Retained states may have been lost with the broker: the worker publishes them again from
+        # the database after the messages that arrived before this point, as one more job in line.
+        self._inbox.put((self._connection, _SNAPSHOT))
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self.connected.clear()
@@ -201,22 +210,29 @@ class Bridge:
         log.warning("central lost the broker: %s", reason)
 
     def publish(self, messages: list[Message]) -> None:
-        for message in messages:
-            if (
-                self.retained is not None
-                and message.retain
-                and self.retained.outdated(message.topic, message.payload)
-            ):
-                continue
-            props = None
-            if message.expiry_s is not None:
-                props = Properties(PacketTypes.PUBLISH)
-                props.MessageExpiryInterval = message.expiry_s
-            self._track(
-                self.client.publish(
-                    message.topic, message.payload, qos=QOS, retain=message.retain, properties=props
-                )
-            )
+        with self._publish_lock:
+            for message in messages:
+                if message.retain and self._outdated(message):
+                    continue
+                self._publish(message)
+
+    def _outdated(self, message: Message) -> bool:
+        # The worker's changes and a snapshot read in another thread may reach here in either
+        # order: a state older than one already sent must not become the retained one.
+        if message.version is not None:
+            sent = self._versions.get(message.topic)
+            if sent is not None and message.version < sent:
+                return True
+            self._versions[message.topic] = message.version
+        return self.retained is not None and self.retained.outdated(message.topic, message.payload)
+
+    def _publish(self, message: Message) -> None:
+        props = None
+        if message.expiry_s is not None:
+            props = Properties(PacketTypes.PUBLISH)
+            props.MessageExpiryInterval = message.expiry_s
+        topic, payload, retain = message.topic, message.payload, message.retain
+        self._track(self.client.publish(topic, payload, qos=QOS, retain=retain, properties=props))
 
     def _track(self, info: mqtt.MQTTMessageInfo) -> None:
         sent = getattr(self._local, "sent", None)
@@ -230,18 +246,23 @@ class Bridge:
         self._inbox.put((self._connection, msg))
 
     def _work(self) -> None:
+        carried: _Inbound | None = None
         while True:
-            first = self._inbox.get()
+            first, carried = carried or self._inbox.get(), None
             if first is None:
                 return
+            if first[1] is _SNAPSHOT:
+                self.publish(self.coordinator.snapshot())
+                self.connected.set()
+                continue
             batch = [first]
             while len(batch) < BATCH_MAX:
                 try:
                     item = self._inbox.get_nowait()
                 except queue.Empty:
                     break
-                if item is None:
-                    self._inbox.put(None)  # stop after this batch
+                if item is None or item[1] is _SNAPSHOT:
+                    carried = item  # after this batch
                     break
                 batch.append(item)
             sent: list[mqtt.MQTTMessageInfo] = []

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from central.domain import (
     Channel,
@@ -103,6 +103,8 @@ class Message:
     retain: bool = False
     expiry_s: int | None = None
     """MQTT 5 message expiry: a call announced minutes late would send people to the wrong point."""
+    version: int | None = None
+    """The database version a retained state was read at (board and point states)."""
 
 
 @dataclass(frozen=True)
@@ -261,8 +263,8 @@ class Coordinator:
         s.execute(update(SiteRow).where(SiteRow.id == 1).values(config_version=SiteRow.config_version + 1))
 
     def _point_row(self, s: Session, serial: int, *, lock: bool = False) -> PointRow:
-        statement = select(PointRow).where(PointRow.serial == serial)
-        row = s.scalars(self.store.for_update(statement) if lock else statement).one_or_none()
+        statement = select(PointRow).where(PointRow.serial == serial).options(joinedload(PointRow.services))
+        row = s.scalars(self.store.for_update(statement) if lock else statement).unique().one_or_none()
         if row is None:
             raise UnknownPoint(f"There is no point with serial {serial}")
         return row
@@ -272,7 +274,12 @@ class Coordinator:
         return _held(s, ServiceRow, key, lambda: s.scalars(statement).one())
 
     def _device_row(self, s: Session, device_id: str, kind: DeviceKind) -> DeviceRow:
-        row = _held(s, DeviceRow, device_id, lambda: s.get(DeviceRow, device_id))
+        held = s.info.setdefault(_HELD, {})
+        if (DeviceRow, device_id) not in held:
+            # A site has tens of devices: one read serves a whole batch of their messages.
+            held.update({(DeviceRow, d.id): d for d in s.scalars(select(DeviceRow))})
+            held.setdefault((DeviceRow, device_id), None)
+        row = held[DeviceRow, device_id]
         if row is None:
             raise UnknownDevice(f"Device {device_id!r} is not in the site's registry")
         if row.kind != kind.value:
@@ -431,17 +438,31 @@ class Coordinator:
 
     def _board(self, s: Session, version: int, counts: dict[int, int] | None = None) -> Board:
         counts = self._waiting_counts(s) if counts is None else counts
-        services = list(s.scalars(select(ServiceRow).order_by(ServiceRow.key)))
-        names = {p.serial: p.name for p in s.scalars(select(PointRow))}
-        rows = s.scalars(
-            select(TicketRow)
+        # Plain columns, not rows: the board is built on every change.
+        services = s.execute(
+            select(ServiceRow.id, ServiceRow.key).where(ServiceRow.active.is_(True)).order_by(ServiceRow.key)
+        )
+        recent = s.execute(
+            select(
+                TicketRow.number,
+                TicketRow.point_serial,
+                PointRow.name,
+                ServiceRow.key,
+                TicketRow.called_at,
+                TicketRow.language,
+            )
+            .join(ServiceRow, ServiceRow.id == TicketRow.service_id)
+            .outerjoin(PointRow, PointRow.serial == TicketRow.point_serial)
             .where(TicketRow.called_at.is_not(None), TicketRow.point_serial.is_not(None))
             .order_by(TicketRow.called_at.desc())
             .limit(BOARD_CALLS)
         )
         return Board(
-            calls=[_call_info(r, names) for r in rows],
-            waiting={svc.key: counts.get(svc.id, 0) for svc in services if svc.active},
+            calls=[
+                CallInfo(number, serial, name or "", service, called_at.isoformat(), language)
+                for number, serial, name, service, called_at, language in recent
+            ],
+            waiting={key: counts.get(service_id, 0) for service_id, key in services},
             version=version,
         )
 
@@ -521,12 +542,21 @@ class Coordinator:
             )
             for p in s.scalars(providing).unique():
                 affected.setdefault(p.serial, p)
-        messages = [Message(self.topics.board, self._board(s, version, counts).to_json(), retain=True)]
+        messages = [self._board_message(s, version, counts)]
         called = self._called(s)
         for p in sorted(affected.values(), key=lambda p: p.serial):
-            state = self._point_state(p, version, counts, called)
-            messages.append(Message(self.topics.point_state(p.serial), state.to_json(), retain=True))
+            messages.append(self._point_message(p, version, counts, called))
         return messages
+
+    def _board_message(self, s: Session, version: int, counts: dict[int, int]) -> Message:
+        board = self._board(s, version, counts).to_json()
+        return Message(self.topics.board, board, retain=True, version=version)
+
+    def _point_message(
+        self, row: PointRow, version: int, counts: dict[int, int], called: dict[int, Current]
+    ) -> Message:
+        state = self._point_state(row, version, counts, called).to_json()
+        return Message(self.topics.point_state(row.serial), state, retain=True, version=version)
 
     def snapshot(self) -> list[Message]:
         """Every retained state, as the database has it now (published at start and on reconnect)."""
@@ -535,13 +565,11 @@ class Coordinator:
             counts = self._waiting_counts(s)
             messages = [
                 Message(self.topics.site_state, self._site_state(s).to_json(), retain=True),
-                Message(self.topics.board, self._board(s, version, counts).to_json(), retain=True),
+                self._board_message(s, version, counts),
             ]
             called = self._called(s)
             points = select(PointRow).order_by(PointRow.serial).options(selectinload(PointRow.services))
-            for p in s.scalars(points):
-                state = self._point_state(p, version, counts, called)
-                messages.append(Message(self.topics.point_state(p.serial), state.to_json(), retain=True))
+            messages += [self._point_message(p, version, counts, called) for p in s.scalars(points)]
             site = self._site_row(s)
             for d in s.scalars(select(DeviceRow).order_by(DeviceRow.id)):
                 config = DeviceConfig(
