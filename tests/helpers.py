@@ -1,4 +1,5 @@
-"""Helpers many test modules share: waiting until something holds, and playing a device over MQTT.
+"""Helpers many test modules share: waiting until something holds, a hand-moved clock, signing in
+to the staff pages, and playing a device over MQTT.
 
 The MQTT helpers take a conftest ``MqttPeer`` (from the ``mqtt_peer`` fixture) logged in as
 the device, and speak the contract of site ``main`` unless given other ``topics``.
@@ -7,6 +8,7 @@ the device, and speak the contract of site ``main`` unless given other ``topics`
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -20,6 +22,9 @@ from nextup.contract import Board, PointState, TicketReply, Topics
 
 TIMEOUT = 5.0
 TOPICS = Topics("main")
+PASSWORD = "correct horse battery staple"
+"""The password the web tests give the people they make."""
+CSRF_TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = TIMEOUT, what: str = "condition",
@@ -46,6 +51,20 @@ class Clock:
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
+
+
+def csrf_token(page: str) -> str:
+    """The CSRF token of the first form on a staff page."""
+    found = CSRF_TOKEN.search(page)
+    assert found, "the page has no form with a CSRF token"
+    return found.group(1)
+
+
+def sign_in(client: Any, name: str, password: str = PASSWORD) -> Any:
+    """Sign ``name`` in on a Flask test client's staff sign-in form; the response (302 when it worked)."""
+    page = client.get("/admin/login").get_data(as_text=True)
+    form = {"csrf_token": csrf_token(page), "name": name, "password": password}
+    return client.post("/admin/login", data=form)
 
 
 def command(peer: Any, device: str, action: str, command_id: str | None = None, *,

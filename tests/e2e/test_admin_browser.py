@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import PASSWORD
 from playwright.sync_api import expect
 from sqlalchemy import select
 
@@ -20,7 +21,6 @@ from nextup.contract import DeviceStatus
 
 DESK = {"viewport": {"width": 1366, "height": 860}}
 TABLET = {"viewport": {"width": 800, "height": 1100}, "has_touch": True}
-PASSWORD = "correct horse battery staple"
 
 
 

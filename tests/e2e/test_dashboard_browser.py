@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import Clock
+from helpers import PASSWORD, Clock
 from playwright.sync_api import expect
 from sqlalchemy import select
 
@@ -30,7 +30,6 @@ from nextup.contract import PointState, Topics
 
 DESKTOP = {"viewport": {"width": 1366, "height": 900}}
 WAIT_MS = 10_000
-PASSWORD = "correct horse battery staple"
 # Clients a minute per service, and the mean minutes each takes at the point.
 # About three quarters of what windows 1-3 can take, so queues come and go.
 PACE = {"cash": (0.3, 4.0), "loans": (0.05, 10.0), "accounts": (0.1, 5.0)}

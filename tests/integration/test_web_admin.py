@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import PASSWORD, csrf_token, sign_in
 from sqlalchemy import func, select
 
 from central.coordinator import Coordinator, Message
@@ -24,25 +25,11 @@ from central.store.models import (
 from central.users import set_user, verify_password
 from central.web import create_app
 
-PASSWORD = "correct horse battery staple"
-TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
-
-
-def token(page: str) -> str:
-    found = TOKEN.search(page)
-    assert found, "the page has no form with a CSRF token"
-    return found.group(1)
-
-
-def sign_in(client: Any, name: str, password: str = PASSWORD) -> Any:
-    page = client.get("/admin/login").get_data(as_text=True)
-    return client.post("/admin/login", data={"csrf_token": token(page), "name": name, "password": password})
-
 
 def form_token(client: Any, url: str) -> str:
     response = client.get(url)
     assert response.status_code == 200, url
-    return token(response.get_data(as_text=True))
+    return csrf_token(response.get_data(as_text=True))
 
 
 def send(
@@ -133,7 +120,7 @@ def test_sign_in_over_https_gets_a_secure_cookie(app: Any) -> None:
         "/admin/login",
         base_url="https://localhost",
         headers={"Referer": "https://localhost/admin/login"},
-        data={"csrf_token": token(page), "name": "boss", "password": PASSWORD},
+        data={"csrf_token": csrf_token(page), "name": "boss", "password": PASSWORD},
     )
     assert response.status_code == 302
     cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith("session="))
@@ -142,7 +129,7 @@ def test_sign_in_over_https_gets_a_secure_cookie(app: Any) -> None:
 
 def test_sign_in_starts_a_fresh_session(app: Any) -> None:
     client = app.test_client()
-    before = token(client.get("/admin/login").get_data(as_text=True))
+    before = csrf_token(client.get("/admin/login").get_data(as_text=True))
     with client.session_transaction() as session:
         session["planted"] = "by someone else"
     client.post("/admin/login", data={"csrf_token": before, "name": "boss", "password": PASSWORD})
@@ -208,7 +195,7 @@ def test_sign_in_does_not_redirect_to_another_site(app: Any) -> None:
     for target in ("https://evil.example/", "//evil.example/", "/\\evil.example"):
         response = client.post(
             f"/admin/login?next={target}",
-            data={"csrf_token": token(page), "name": "boss", "password": PASSWORD},
+            data={"csrf_token": csrf_token(page), "name": "boss", "password": PASSWORD},
         )
         assert response.status_code == 302 and response.location == "/admin/"
         send(client, "/admin/logout", page="/admin/")

@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 import pytest
-from helpers import TOPICS, command, wait_state
+from helpers import PASSWORD, TOPICS, command, csrf_token, sign_in, wait_state
 from sqlalchemy import func, select
 
 from central.coordinator import Coordinator
@@ -16,15 +16,6 @@ from central.domain import Channel
 from central.store.models import PointRow, TicketEventRow, TicketRow, UserRow
 from central.users import set_user
 from central.web import create_app
-
-PASSWORD = "correct horse battery staple"
-TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
-
-
-def sign_in(client: Any, name: str) -> Any:
-    page = client.get("/admin/login").get_data(as_text=True)
-    token = TOKEN.search(page).group(1)
-    return client.post("/admin/login", data={"csrf_token": token, "name": name, "password": PASSWORD})
 
 
 def button(page: str, action: str) -> dict[str, str]:
@@ -89,7 +80,7 @@ def sam(app: Any) -> Any:
 
 def pick(client: Any, serial: int) -> Any:
     page = client.get("/console/", follow_redirects=True).get_data(as_text=True)
-    token = TOKEN.search(page).group(1)
+    token = csrf_token(page)
     return client.post("/console/pick", data={"csrf_token": token, "point": str(serial)})
 
 
@@ -126,7 +117,7 @@ def test_a_specialist_works_at_one_point_at_a_time(sam: Any, site: Any) -> None:
 def test_leaving_a_point_frees_it(sam: Any, site: Any) -> None:
     pick(sam, 1)
     page = sam.get("/console/1").get_data(as_text=True)
-    token = TOKEN.search(page).group(1)
+    token = csrf_token(page)
     assert sam.post("/console/leave", data={"csrf_token": token}).location == "/console/"
     with site.read() as s:
         assert s.scalars(select(PointRow.specialist_id).where(PointRow.serial == 1)).one() is None

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import Clock
+from helpers import PASSWORD, Clock, csrf_token, sign_in
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
 
@@ -26,22 +26,7 @@ from central.store.models import SiteRow, UserRow
 from central.users import set_user
 from central.web import create_app, svgchart
 
-PASSWORD = "correct horse battery staple"
-TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 SVG = "{http://www.w3.org/2000/svg}"
-
-
-def token(page: str) -> str:
-    found = TOKEN.search(page)
-    assert found, "the page has no form with a CSRF token"
-    return found.group(1)
-
-
-def sign_in(client: Any, name: str) -> None:
-    page = client.get("/admin/login").get_data(as_text=True)
-    response = client.post("/admin/login",
-                           data={"csrf_token": token(page), "name": name, "password": PASSWORD})
-    assert response.status_code == 302
 
 
 def session_token(app: Any, client: Any) -> str:
@@ -83,7 +68,7 @@ def app(coordinator: Coordinator) -> Any:
 @pytest.fixture
 def admin(app: Any) -> Any:
     client = app.test_client()
-    sign_in(client, "boss")
+    assert sign_in(client, "boss").status_code == 302
     return client
 
 
@@ -130,13 +115,13 @@ def test_anonymous_visitors_are_sent_to_sign_in(app: Any, url: str) -> None:
 @pytest.mark.parametrize("url", PAGES)
 def test_specialists_may_not_look(app: Any, url: str) -> None:
     client = app.test_client()
-    sign_in(client, "sam")
+    assert sign_in(client, "sam").status_code == 302
     assert client.get(url).status_code == 403
 
 
 def test_only_admins_set_the_staffing_target(app: Any, coordinator: Coordinator) -> None:
     client = app.test_client()
-    sign_in(client, "sam")
+    assert sign_in(client, "sam").status_code == 302
     response = client.post("/admin/dashboard/staffing",
                            data={"csrf_token": session_token(app, client), "target_s": 60, "percent": 50})
     assert response.status_code == 403
@@ -244,7 +229,7 @@ def test_the_admin_sets_the_staffing_target(app: Any, admin: Any, coordinator: C
     assert re.search(r'<input[^>]*name="target_s"[^>]*value="300"', page)
     assert re.search(r'<input[^>]*name="percent"[^>]*value="90"', page)
     response = admin.post("/admin/dashboard/staffing",
-                          data={"csrf_token": token(page), "target_s": "120", "percent": "80"})
+                          data={"csrf_token": csrf_token(page), "target_s": "120", "percent": "80"})
     assert response.status_code == 302
     with coordinator.store.read() as s:
         site = s.get(SiteRow, 1)
@@ -264,7 +249,7 @@ def test_a_bad_staffing_target_is_refused_and_changes_nothing(
 ) -> None:
     page = admin.get("/admin/dashboard").get_data(as_text=True)
     response = admin.post("/admin/dashboard/staffing",
-                          data={"csrf_token": token(page), "target_s": target, "percent": percent})
+                          data={"csrf_token": csrf_token(page), "target_s": target, "percent": percent})
     assert response.status_code == 400
     assert message in html.unescape(response.get_data(as_text=True))
     with coordinator.store.read() as s:
@@ -437,7 +422,7 @@ def test_sites_in_other_time_zones_show_local_times(
     clock.now = datetime(2026, 3, 10, 16, 30, tzinfo=UTC)  # 01:30 on the 11th in Tokyo
     coordinator.issue_ticket("cash", channel=Channel.KIOSK)
     client = create_app(coordinator, config={"SECRET_KEY": "tz"}).test_client()
-    sign_in(client, "boss")
+    assert sign_in(client, "boss").status_code == 302
     body = client.get("/admin/stats/tickets.csv?from=2026-03-11&to=2026-03-11").get_data(as_text=True)
     assert "2026-03-11T01:30:00+09:00" in body
     page = client.get("/admin/dashboard").get_data(as_text=True)
