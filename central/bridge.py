@@ -47,8 +47,8 @@ BATCH_MAX = 100
 _KIND_OF_PAYLOAD = {model: kind for kind, model in PAYLOAD_OF_ROUTE.items()}
 _SNAPSHOT: Any = object()
 """In the worker's inbox: publish every retained state from the database (after a (re)connect)."""
-_Inbound = tuple[int, mqtt.MQTTMessage]
-"""A device message and the number of the connection it came on."""
+_Inbound = tuple[int, mqtt.MQTTMessage, float]
+"""A device message, the number of the connection it came on and when it came (perf_counter)."""
 
 
 class RejectionLog:
@@ -104,9 +104,10 @@ class Bridge:
         # acknowledger releases each batch once the broker holds what it caused.
         self._local = threading.local()
         self._inbox: queue.Queue[_Inbound | None] = queue.Queue()
-        self._acks: queue.Queue[tuple[list[tuple[int, mqtt.MQTTMessage]], list[mqtt.MQTTMessageInfo]] | None]
+        self._acks: queue.Queue[tuple[list[_Inbound], list[mqtt.MQTTMessageInfo]] | None]
         self._acks = queue.Queue()
         self._threads: list[threading.Thread] = []
+        self._timers: list[Callable[[str, float], None]] = []
         self._stopping = False
         self._connection = 0
         self._publish_lock = threading.Lock()
@@ -202,7 +203,7 @@ class Bridge:
             return
         # Retained states may have been lost with the broker: the worker publishes them again from
         # the database after the messages that arrived before this point, as one more job in line.
-        self._inbox.put((self._connection, _SNAPSHOT))
+        self._inbox.put((self._connection, _SNAPSHOT, time.perf_counter()))
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self.connected.clear()
@@ -243,7 +244,7 @@ class Bridge:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         # paho's network thread only queues: the worker takes whatever has arrived as one batch.
-        self._inbox.put((self._connection, msg))
+        self._inbox.put((self._connection, msg, time.perf_counter()))
 
     def _work(self) -> None:
         carried: _Inbound | None = None
@@ -268,12 +269,13 @@ class Bridge:
             sent: list[mqtt.MQTTMessageInfo] = []
             self._local.sent = sent
             try:
-                self._handle_batch([(m.topic, m.payload, m.properties) for _, m in batch])
+                self._handle_batch([(m.topic, m.payload, m.properties) for _, m, _ in batch])
             except Exception:
                 # A bug must not kill the bridge; the messages are acknowledged so they cannot loop forever.
                 log.exception("failed to handle %d messages", len(batch))
             finally:
                 self._local.sent = None
+            self._timed([(m.topic, received) for _, m, received in batch])
             self._acks.put((batch, sent))
 
     def _acknowledge(self) -> None:
@@ -290,7 +292,7 @@ class Bridge:
             batch, sent = item
             latest = batch[-1][0]
             if all(self._wait_published(info, latest) for info in sent):
-                for connection, msg in batch:
+                for connection, msg, _ in batch:
                     # A message of an earlier connection comes again on the new one: its id is void.
                     if connection == self._connection:
                         self.client.ack(msg.mid, msg.qos)
@@ -307,7 +309,23 @@ class Bridge:
 
     def handle(self, topic: str, payload: bytes, properties: Properties | None = None) -> None:
         """Handle one device message: validate, act, reply; a rejection is logged and changes nothing."""
+        received = time.perf_counter()
         self._handle_batch([(topic, payload, properties)])
+        self._timed([(topic, received)])
+
+    def add_timer(self, timer: Callable[[str, float], None]) -> None:
+        """Call ``timer(kind, seconds)`` for every device message handled, from its receipt to its
+        answer handed to the broker (``kind`` as in ``Route.kind``; "unknown" for a foreign topic)."""
+        self._timers.append(timer)
+
+    def _timed(self, handled: list[tuple[str, float]]) -> None:
+        if not self._timers:
+            return
+        done = time.perf_counter()
+        for topic, received in handled:
+            route = self.topics.route(topic)
+            for timer in self._timers:
+                timer(route.kind if route else "unknown", done - received)
 
     def _handle_batch(self, messages: list[tuple[str, bytes, Properties | None]]) -> None:
         """Handle device messages in order; ticket requests and presses side by side share one transaction."""

@@ -150,6 +150,15 @@ class Job:
 
 
 @dataclass(frozen=True)
+class Place:
+    """A waiting ticket's place: its service, how many are called before it, and about when it is called."""
+
+    service: str
+    ahead: int
+    eta_s: int
+
+
+@dataclass(frozen=True)
 class CommandResult:
     command_id: str
     ok: bool
@@ -694,17 +703,62 @@ class Coordinator:
             language=row.language,
         )
 
-    def ticket(self, token: str) -> TicketView:
-        """The ticket with tracking ``token``."""
+    def ticket(self, token: str, *, place: Place | None = None) -> TicketView:
+        """The ticket with tracking ``token``.
+
+        ``place``: where it stood in a ``queue_order`` read earlier; used while the ticket still
+        waits for that service, so the queue is not read again for it.
+        """
         with self.store.read() as s:
             row = s.scalars(select(TicketRow).where(TicketRow.token == token)).one_or_none()
             if row is None:
                 raise UnknownTicket("There is no such ticket")
-            ahead, eta = self._ahead_and_eta(s, self.rules(s), row, self.clock())
+            waiting = row.state == TicketState.WAITING.value
+            if place is not None and waiting and row.service.key == place.service:
+                ahead, eta = place.ahead, place.eta_s
+            else:
+                ahead, eta = self._ahead_and_eta(s, self.rules(s), row, self.clock())
             point_name = None
             if row.point_serial is not None:
                 point_name = s.scalar(select(PointRow.name).where(PointRow.serial == row.point_serial))
             return self._view(row, ahead, eta, point_name)
+
+    def version(self) -> int:
+        """The version of the last committed change (the one the board and point states carry)."""
+        with self.store.read() as s:
+            return self._site_row(s).version
+
+    def queue_order(self) -> tuple[int, dict[str, Place]]:
+        """Where every waiting ticket stands, by token, and the version it was read at."""
+        with self.store.read() as s:
+            # The version first: the queue read after it is at least that new.
+            version = self._site_row(s).version
+            rules = self.rules(s)
+            now = self.clock()
+            rows = s.execute(
+                select(
+                    TicketRow.id,
+                    TicketRow.token,
+                    TicketRow.priority_rank,
+                    TicketRow.issued_at,
+                    TicketRow.seq,
+                    TicketRow.number,
+                    TicketRow.service_id,
+                    ServiceRow.key,
+                )
+                .join(ServiceRow, ServiceRow.id == TicketRow.service_id)
+                .where(TicketRow.state == TicketState.WAITING.value)
+            ).all()
+            queues: dict[int, list[Any]] = {}
+            for row in rows:
+                queues.setdefault(row.service_id, []).append(row)
+            places: dict[str, Place] = {}
+            for service_id, waiting in queues.items():
+                recent = self._recent_service_s(s, service_id)
+                points = self._active_points_for(s, service_id)
+                for ahead, row in enumerate(rules.policy.call_order(waiting, now)):
+                    places[row.token] = Place(row.key, ahead, estimate_wait_s(ahead, recent, points))
+        return version, places
 
     def cancel_ticket(self, token: str) -> TicketView:
         """The client gives up their place."""

@@ -92,7 +92,10 @@ def _collect(session: Session, flush_context: Any) -> None:
         return
     pending = session.info.setdefault(_PENDING, [])
     for row in found:
-        ticket = session.identity_map.get(identity_key(TicketRow, row.ticket_id))
+        # Set through the relationship when ticket and event were inserted in one flush.
+        ticket = row.__dict__.get("ticket")
+        if ticket is None:
+            ticket = session.identity_map.get(identity_key(TicketRow, row.ticket_id))
         pending.append((row, _transition(row, ticket)))
 
 
@@ -158,8 +161,8 @@ class Metrics:
                                      ["method", "route", "status"], registry=r)
         r.register(_ScrapeTime(self))
         watch_transitions(coordinator.store, self.observe)
-        if callable(getattr(bridge, "handle", None)):
-            self._time_bridge(bridge)
+        if callable(getattr(bridge, "add_timer", None)):
+            bridge.add_timer(lambda kind, seconds: self.mqtt_latency.labels(kind).observe(seconds))
 
     def observe(self, transitions: list[Transition]) -> None:
         """Count committed ticket transitions."""
@@ -174,22 +177,6 @@ class Metrics:
                 self.outcomes.labels(t.service, t.kind).inc()
                 if t.service_s is not None:
                     self.service_times.labels(t.service).observe(max(t.service_s, 0.0))
-
-    def _time_bridge(self, bridge: Any) -> None:
-        # The bridge calls self.handle for every device message: time it there, without the bridge knowing.
-        handle = bridge.handle
-        topics = bridge.topics
-        histogram = self.mqtt_latency
-
-        def timed_handle(topic: str, payload: bytes, properties: Any = None) -> None:
-            start = time.perf_counter()
-            try:
-                handle(topic, payload, properties)
-            finally:
-                route = topics.route(topic)
-                histogram.labels(route.kind if route else "unknown").observe(time.perf_counter() - start)
-
-        bridge.handle = timed_handle
 
     def close(self) -> None:
         unwatch_transitions(self.coordinator.store, self.observe)

@@ -14,35 +14,20 @@ The order is the coordinator's: the same light rows, the site policy's
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from functools import lru_cache
-from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import select
 
-from central.coordinator import Coordinator, Message, TicketView
-from central.domain import TicketState, estimate_wait_s
-from central.domain.errors import UnknownTicket
-from central.store.models import ServiceRow, TicketRow
+from central.coordinator import Coordinator, Message, Place, TicketView
+from central.domain import TicketState
 
 EXTENSION = "nextup.positions"
 # With the aging policy the order moves with time alone; a page opened on a quiet queue
 # gets an order at most this old (a change of the queue always brings a new one).
 MAX_AGE_S = 5.0
-
-
-@dataclass(frozen=True)
-class Place:
-    """A waiting ticket's place: its service, how many are called before it, and about when it is called."""
-
-    service: str
-    ahead: int
-    eta_s: int
 
 
 @dataclass(frozen=True)
@@ -96,33 +81,10 @@ class Positions:
         return order
 
     def _database_version(self) -> int:
-        c = self.coordinator
-        with c.store.read() as s:
-            return c._site_row(s).version
+        return self.coordinator.version()
 
     def _read(self) -> QueueOrder:
-        c = self.coordinator
-        with c.store.read() as s:
-            # The version first: the queue read after it is at least that new.
-            version = c._site_row(s).version
-            rules = c.rules(s)
-            now = c.clock()
-            # Light rows, as Coordinator._ahead_and_eta reads them, with the token to find each page's.
-            rows = s.execute(
-                select(TicketRow.id, TicketRow.token, TicketRow.priority_rank, TicketRow.issued_at,
-                       TicketRow.seq, TicketRow.number, TicketRow.service_id, ServiceRow.key)
-                .join(ServiceRow, ServiceRow.id == TicketRow.service_id)
-                .where(TicketRow.state == TicketState.WAITING.value)
-            ).all()
-            queues: dict[int, list[Any]] = {}
-            for row in rows:
-                queues.setdefault(row.service_id, []).append(row)
-            places: dict[str, Place] = {}
-            for service_id, waiting in queues.items():
-                recent = c._recent_service_s(s, service_id)
-                points = c._active_points_for(s, service_id)
-                for ahead, row in enumerate(rules.policy.call_order(waiting, now)):
-                    places[row.token] = Place(row.key, ahead, estimate_wait_s(ahead, recent, points))
+        version, places = self.coordinator.queue_order()
         self.reads += 1
         return QueueOrder(version, places, self._clock())
 
@@ -137,33 +99,14 @@ class Positions:
             waiting = TicketState.WAITING.value
             if known is not None and known.state == waiting and known.service == place.service:
                 return replace(known, ahead=place.ahead, eta_s=place.eta_s)
-            view = self._waiting_view(token, place)
-            if view is not None:
-                return view
-        # Called, finished, moved or newer than the order: the coordinator reads this one ticket.
-        return self.coordinator.ticket(token)
-
-    def _waiting_view(self, token: str, place: Place) -> TicketView | None:
-        c = self.coordinator
-        with c.store.read() as s:
-            row = s.scalars(select(TicketRow).where(TicketRow.token == token)).one_or_none()
-            if row is None:
-                raise UnknownTicket("There is no such ticket")
-            if row.state != TicketState.WAITING.value or row.service.key != place.service:
-                return None
-            return c._view(row, place.ahead, place.eta_s, None)
+        # Called, finished or moved since the order was read: the coordinator counts this one.
+        return self.coordinator.ticket(token, place=place)
 
 
 def board_version(messages: Iterable[Message], board_topic: str) -> int | None:
     """The newest board version among ``messages`` (None when there is no board among them)."""
-    versions = [_version(m.payload) for m in messages if m.topic == board_topic]
+    versions = [m.version for m in messages if m.topic == board_topic and m.version is not None]
     return max(versions) if versions else None
-
-
-@lru_cache(maxsize=16)
-def _version(payload: bytes) -> int:
-    # Every stream gets the same message object: one parse serves them all (bytes keep their hash).
-    return int(json.loads(payload).get("version") or 0)
 
 
 def init_app(app: Flask) -> Positions:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -344,7 +345,9 @@ def test_live_queries_walk_indexes_not_the_ticket_history(coordinator: Coordinat
                 assert "Seq Scan on tickets" not in plan, (name, plan)
                 assert "ix_tickets_" in plan, (name, plan)
                 if name == "arrivals":
-                    assert "ix_tickets_queue" in plan and "issued_at >=" in plan, plan
+                    # Either queue index bounds the scan by issue time; on an empty table the planner's pick
+                    # between them is a coin toss.
+                    assert re.search(r"ix_tickets_(class_)?queue .*Index Cond: .*issued_at >=", plan), plan
 
 
 def test_percentiles_interpolate_between_ranks() -> None:
