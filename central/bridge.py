@@ -247,9 +247,9 @@ class Bridge:
         self._inbox.put((self._connection, msg, time.perf_counter()))
 
     def _work(self) -> None:
-        carried: _Inbound | None = None
+        carried: list[_Inbound | None] = []  # what ended the last batch, to come next
         while True:
-            first, carried = carried or self._inbox.get(), None
+            first = carried.pop() if carried else self._inbox.get()
             if first is None:
                 return
             if first[1] is _SNAPSHOT:
@@ -263,7 +263,7 @@ class Bridge:
                 except queue.Empty:
                     break
                 if item is None or item[1] is _SNAPSHOT:
-                    carried = item  # after this batch
+                    carried.append(item)
                     break
                 batch.append(item)
             sent: list[mqtt.MQTTMessageInfo] = []

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import date, datetime
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -295,11 +296,31 @@ def _obj(data: dict[str, Any], name: str, *, required: bool = True) -> Any:
     return value
 
 
+@cache
+def _field_names(model: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(model))
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON-able data, as ``dataclasses.asdict`` makes it (states are encoded on every change:
+    asdict's deep copy of every field was a tenth of issuing a ticket)."""
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    if is_dataclass(value):
+        return {name: _plain(getattr(value, name)) for name in _field_names(type(value))}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
 class Payload:
     """Common JSON methods of the payload models."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}  # type: ignore[call-overload]
+        values = ((name, getattr(self, name)) for name in _field_names(type(self)))
+        return {name: _plain(value) for name, value in values if value is not None}
 
     def to_json(self) -> bytes:
         return encode(self)
@@ -459,7 +480,7 @@ class PointState(Payload):
     """Why the last command was refused ({"code", "message"}), or None when it took effect."""
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
+        out = {name: _plain(getattr(self, name)) for name in _field_names(type(self))}
         out["current"] = self.current.to_dict() if self.current else None
         return out
 
