@@ -21,7 +21,7 @@ from central.domain.errors import (
 )
 from nextup.contract import LANGUAGE, SLUG
 
-from . import openapi
+from . import openapi, positions
 from .customer import ticket_rate_limit
 from .extensions import limiter
 from .openapi import operation
@@ -125,7 +125,8 @@ def take_ticket() -> Any:
 @operation(responses={200: openapi.TICKET}, errors=(404,), parameters={"token": openapi.TOKEN_PARAMETER})
 def ticket(token: str) -> Any:
     """A ticket's state, people ahead and, once called, its point."""
-    view = coordinator().ticket(token)
+    # Pages that cannot stream poll here: the queue order is shared, as with the streams.
+    view = positions.positions().ticket(token)
     return jsonify(
         {k: v for k, v in view.to_dict().items() if k != "track_url"} | {"track_url": view.track_url}
     )
