@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from helpers import TOPICS, command, latest_board, request_ticket, wait_state
 
-from nextup.contract import Board
+from nextup.contract import Board, TicketReply
 
 
 @pytest.fixture
@@ -141,3 +141,22 @@ def test_central_republishes_retained_states_on_start(broker: Any, make_central:
     display.subscribe(TOPICS.board)
     board = Board.parse(display.next_message().payload)
     assert board.waiting["loans"] == 1
+
+
+def test_a_burst_of_requests_is_answered_each_once_in_arrival_order(kiosk: Any, point1: Any) -> None:
+    # Sent without waiting: central takes what has arrived into shared transactions.
+    ids = [f"burst-{n}" for n in range(40)]
+    for request_id in ids:
+        payload = json.dumps({"request_id": request_id, "service": "cash"})
+        kiosk.client.publish(TOPICS.ticket_request("kiosk-1"), payload, qos=1)
+    replies = {}
+    while len(replies) < len(ids):
+        msg = kiosk.next_message()
+        reply = TicketReply.parse(msg.payload)
+        assert reply.request_id not in replies, "answered twice"
+        replies[reply.request_id] = reply
+    numbers = [replies[r].ticket.number for r in ids]
+    assert numbers == [f"A-{n:03d}" for n in range(1, 41)]
+    assert [replies[r].ticket.ahead for r in ids] == list(range(40))
+    called = command(point1, "point-1", "next")
+    assert wait_state(point1, 1, called).current.number == "A-001"
