@@ -337,7 +337,7 @@ class DeviceRuntime:
         stop = stop or threading.Event()
         notifier = _systemd_notifier()
         interval = _watchdog_interval()
-        with _stop_on_signals(stop):
+        with stop_on_signals(stop):
             if notifier is not None:
                 notifier.notify(f"READY=1\nSTATUS=device {self.device_id} ({self.kind}) running")
             while not stop.wait(interval):
@@ -679,18 +679,21 @@ def _watchdog_interval() -> float:
     return 1.0
 
 
+def positive_number(section: str, table: dict[str, Any], key: str, default: float) -> float:
+    """``table[key]`` (else ``default``) from the device file's ``[section]``; a SettingsError unless > 0."""
+    value = table.get(key, default)
+    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+        raise SettingsError(f"[{section}] {key} must be a positive number")
+    return float(value)
+
+
 @contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """While the block runs, SIGTERM and SIGINT set ``stop`` (in the main thread; elsewhere nothing)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {}
-
-    def handler(signum: int, frame: Any) -> None:
-        stop.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        previous[sig] = signal.signal(sig, handler)
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:

@@ -15,17 +15,15 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import signal
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from edge.runtime import Device
+from edge.runtime import Device, stop_on_signals
 from nextup.contract import DeviceConfig
 from nextup.settings import Settings, SettingsError
 
@@ -234,7 +232,7 @@ class HallDisplay(Device):
         # The runtime tells systemd it is alive; this thread draws.
         watchdog = threading.Thread(target=self.runtime.run, args=(stop,), name="display-health", daemon=True)
         watchdog.start()
-        with _stop_on_signals(stop):
+        with stop_on_signals(stop):
             self.redraw(force=True)
             while not stop.is_set():
                 self._changed.wait(FRAME_WAIT_S)
@@ -279,17 +277,6 @@ def _save_png(frame: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
-@contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def run_display(settings: Settings, *, sim: bool = False, screenshot: str | None = None) -> None:

@@ -48,6 +48,7 @@ from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -56,7 +57,7 @@ from central.domain.model import SLUG
 from edge.kiosk import printer as printers
 from edge.kiosk.layout import COLUMNS, TicketSlip, print_ticket
 from edge.kiosk.offline import OfflineBook, journal_path
-from edge.runtime import Device, close_all
+from edge.runtime import Device, close_all, positive_number
 from nextup.contract import (
     DeviceConfig,
     IssuedTicket,
@@ -155,13 +156,6 @@ def _pin(value: Any, where: str) -> int | str:
     raise SettingsError(f"{where}: {value!r} is not a pin")
 
 
-def _number(table: dict[str, Any], key: str, default: float) -> float:
-    value = table.get(key, default)
-    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-        raise SettingsError(f"[kiosk] {key} must be a positive number")
-    return float(value)
-
-
 class Kiosk(Device):
     """The ticket kiosk.  ``printer`` is a python-escpos printer (else opened from the settings' URL)."""
 
@@ -188,9 +182,10 @@ class Kiosk(Device):
         options = extra.get("kiosk", {})
         if not isinstance(options, dict):
             raise SettingsError("[kiosk] must be a table")
-        self.reply_timeout_s = _number(options, "reply_timeout_s", REPLY_TIMEOUT_S)
-        self.holdoff_s = _number(options, "holdoff_s", HOLDOFF_S)
-        self.columns = int(_number(options, "columns", COLUMNS))
+        number = partial(positive_number, "kiosk", options)
+        self.reply_timeout_s = number("reply_timeout_s", REPLY_TIMEOUT_S)
+        self.holdoff_s = number("holdoff_s", HOLDOFF_S)
+        self.columns = int(number("columns", COLUMNS))
         self.request_expiry_s = max(1, math.ceil(self.reply_timeout_s) - EXPIRY_MARGIN_S)
         self.printed: deque[bytes] = deque(maxlen=KEEP_PRINTED)
         """The bytes of the last tickets, when the printer is the in-memory dummy."""
@@ -209,7 +204,7 @@ class Kiosk(Device):
         path = journal_path(self.settings, options.get("journal"), sim=self.sim)
         self.offline: OfflineBook | None = OfflineBook(path) if path is not None else None
         """The leased numbers and the tickets issued offline; None: this kiosk never issues offline."""
-        self.offline_resend_s = _number(options, "offline_resend_s", OFFLINE_RESEND_S)
+        self.offline_resend_s = number("offline_resend_s", OFFLINE_RESEND_S)
         self._central_reachable = True
         self._lease_asked: tuple[frozenset[str], Any] | None = None
         self._resend_at = 0.0

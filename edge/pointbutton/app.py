@@ -32,12 +32,13 @@ import logging
 import threading
 import time
 import uuid
+from functools import partial
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
 from edge.pointbutton.lcd import Lcd, MemoryLcd, lcd_from_config
-from edge.runtime import Device, close_all
+from edge.runtime import Device, close_all, positive_number
 from nextup.contract import Command, DeviceConfig, PointState
 from nextup.settings import Settings, SettingsError
 
@@ -69,13 +70,6 @@ def _pins(table: Any, names: tuple[str, ...], defaults: dict[str, int], section:
     return pins
 
 
-def _seconds(table: dict[str, Any], key: str, default: float) -> float:
-    value = table.get(key, default)
-    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-        raise SettingsError(f"[point] {key} must be a positive number")
-    return float(value)
-
-
 class PointUnit(Device):
     """The point unit.  ``lcd`` is an ``edge.pointbutton.lcd.Lcd`` (else from ``[lcd]``, in-memory in sim)."""
 
@@ -93,9 +87,10 @@ class PointUnit(Device):
         options = extra.get("point", {})
         if not isinstance(options, dict):
             raise SettingsError("[point] must be a table")
-        self.command_expiry_s = _seconds(options, "command_expiry_s", COMMAND_EXPIRY_S)
-        self.confirm_timeout_s = _seconds(options, "confirm_timeout_s", CONFIRM_TIMEOUT_S)
-        self.holdoff_s = _seconds(options, "holdoff_s", HOLDOFF_S)
+        number = partial(positive_number, "point", options)
+        self.command_expiry_s = number("command_expiry_s", COMMAND_EXPIRY_S)
+        self.confirm_timeout_s = number("confirm_timeout_s", CONFIRM_TIMEOUT_S)
+        self.holdoff_s = number("holdoff_s", HOLDOFF_S)
         button_pins = _pins(extra.get("buttons"), BUTTONS, DEFAULT_BUTTON_PINS, "buttons")
         led_pins = _pins(extra.get("leds"), LEDS, DEFAULT_LED_PINS, "leds")
 
