@@ -1009,22 +1009,13 @@ class Coordinator:
         if action is PointAction.DEACTIVATE:
             point.active = False
             return [], []
-        if action is PointAction.SERVED:
-            row = need_current("mark served")
-            _apply(row, _ticket(row).serve(now))
-            event(row, "served")
-            return [row.service_id], []
-        if action is PointAction.NO_SHOW:
-            row = need_current("mark a no-show")
-            _apply(row, _ticket(row).no_show(now))
-            event(row, "no_show")
-            return [row.service_id], []
-        if action is PointAction.RECALL:
-            row = need_current("recall to the queue")
-            _apply(row, _ticket(row).recall())
-            event(row, "recalled")
-            return [row.service_id], []
-        raise IllegalTransition(f"Unknown action {action}")
+        if action not in _CURRENT_TICKET_ACTIONS:
+            raise IllegalTransition(f"Unknown action {action}")
+        doing, transition, kind = _CURRENT_TICKET_ACTIONS[action]
+        row = need_current(doing)
+        _apply(row, transition(_ticket(row), now))
+        event(row, kind)
+        return [row.service_id], []
 
     def _call_next(
         self, s: Session, point: PointRow, specialist_id: int | None, now: datetime
@@ -1115,6 +1106,15 @@ def _held(s: Session, kind: type, key: Any, load: Callable[[], Any]) -> Any:
     if (kind, key) not in held:
         held[kind, key] = load()
     return held[kind, key]
+
+
+_CURRENT_TICKET_ACTIONS: dict[PointAction, tuple[str, Callable[[Ticket, datetime], Ticket], str]] = {
+    PointAction.SERVED: ("mark served", lambda t, now: t.serve(now), "served"),
+    PointAction.NO_SHOW: ("mark a no-show", lambda t, now: t.no_show(now), "no_show"),
+    PointAction.RECALL: ("recall to the queue", lambda t, now: t.recall(), "recalled"),
+}
+"""The actions on the ticket called at a point: what a refusal says it cannot do, the domain
+transition, and the event it records."""
 
 
 # --- mapping rows <-> domain -------------------------------------------------
