@@ -2,6 +2,9 @@
 
 The baseline is the same request/reply pattern between two paho clients on
 the same broker, with an echo instead of central: what MQTT alone costs.
+Central runs in this process first (sharing the interpreter with the
+benchmark's clients, as the echo does), then as ``nextup central`` in a
+process of its own, as deployed (with its JSON log lines).
 ``python -m bench.ticket_requests [--latency N] [--throughput N] [--window W]``.
 """
 
@@ -9,14 +12,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from bench.site import bench_site, close, latency_line, mqtt_client, percentile, subscribe
+from bench.site import (
+    bench_site,
+    central_process,
+    close,
+    latency_line,
+    mqtt_client,
+    percentile,
+    prepare_database,
+    stop_process,
+    subscribe,
+)
+from broker.mosquitto import RunningBroker
 from nextup.contract import QOS, Topics
 
 
@@ -106,6 +122,8 @@ def main(argv: list[str] | None = None) -> None:
         ticket_rate, _ = kiosk.run(args.throughput, args.window)
         kiosk.close()
 
+    process_latency, process_rate = _central_process(args)
+
     print("kiosk ticket request -> reply (one at a time)")
     print("  " + latency_line("raw MQTT round trip (baseline)", raw_latency))
     print("  " + latency_line("ticket through central + SQLite", ticket_latency))
@@ -113,6 +131,32 @@ def main(argv: list[str] | None = None) -> None:
     print(f"throughput with {args.window} requests in flight")
     print(f"  raw MQTT round trips (baseline)   {raw_rate:8.0f} /s")
     print(f"  tickets through central + SQLite  {ticket_rate:8.0f} /s  ({ticket_rate / raw_rate:.0%} of raw)")
+    print("central as its own process (nextup central)")
+    print("  " + latency_line("ticket, one at a time", process_latency))
+    share = process_rate / raw_rate
+    print(f"  tickets, {args.window} in flight          {process_rate:8.0f} /s  ({share:.0%} of raw)")
+
+
+def _central_process(args: argparse.Namespace) -> tuple[list[float], float]:
+    """Latencies and tickets per second with ``nextup central`` in a process of its own."""
+    with tempfile.TemporaryDirectory(prefix="nextup-bench-") as tmp:
+        folder = Path(tmp)
+        url = f"sqlite:///{folder / 'bench.sqlite3'}"
+        prepare_database(url)
+        with RunningBroker(folder / "broker") as broker:
+            kiosk_url = broker.add_device("kiosk-1", "kiosk")
+            central = central_process(url, broker, folder)
+            try:
+                topics = Topics(broker.site)
+                request, reply = topics.ticket_request("kiosk-1"), topics.ticket_reply("kiosk-1")
+                kiosk = RoundTrips(kiosk_url, request, reply)
+                kiosk.run(100, 1)  # warm-up
+                _, latency = kiosk.run(args.latency, 1)
+                rate, _ = kiosk.run(args.throughput, args.window)
+                kiosk.close()
+            finally:
+                stop_process(central)
+    return latency, rate
 
 
 if __name__ == "__main__":
