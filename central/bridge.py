@@ -213,7 +213,7 @@ class Bridge:
     def publish(self, messages: list[Message]) -> None:
         with self._publish_lock:
             for message in messages:
-                if message.retain and self._outdated(message):
+                if message.local or (message.retain and self._outdated(message)):
                     continue
                 self._publish(message)
 

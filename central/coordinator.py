@@ -110,6 +110,8 @@ class Message:
     """MQTT 5 message expiry: a call announced minutes late would send people to the wrong point."""
     version: int | None = None
     """The database version a retained state was read at (board and point states)."""
+    local: bool = False
+    """For central's own listeners (live pages) only; the bridge does not publish it."""
 
 
 @dataclass(frozen=True)
@@ -1083,7 +1085,9 @@ class Coordinator:
             row.online = status.online
             row.status = status.to_dict()
             row.last_seen = self.clock()
-        self._emit([Message(self.topics.device_status(device_id), status.to_json(), retain=True)])
+        # Local only: the device's retained status is on the broker already, and central, which
+        # listens on that topic, would get its own copy back and handle it again without end.
+        self._emit([Message(self.topics.device_status(device_id), status.to_json(), retain=True, local=True)])
 
     def waiting_at_closing(self) -> list[TicketView]:
         """Tickets still waiting (shown to the admin when the site has closed)."""

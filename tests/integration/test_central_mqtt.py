@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import queue
 from typing import Any
 
 import pytest
-from helpers import TOPICS, command, latest_board, request_ticket, wait_state
+from helpers import TOPICS, command, latest_board, request_ticket, wait_state, wait_until
 
+from central.store.models import DeviceRow
 from nextup.contract import Board, TicketReply
 
 
@@ -160,3 +163,25 @@ def test_a_burst_of_requests_is_answered_each_once_in_arrival_order(kiosk: Any, 
     assert [replies[r].ticket.ahead for r in ids] == list(range(40))
     called = command(point1, "point-1", "next")
     assert wait_state(point1, 1, called).current.number == "A-001"
+
+
+def test_a_device_status_is_recorded_and_not_sent_back_to_the_devices_topic(
+    central: Any, broker: Any, mqtt_peer: Any
+) -> None:
+    watcher = mqtt_peer(broker.central_url)
+    watcher.subscribe(TOPICS.device_status("kiosk-1"))
+    kiosk = mqtt_peer(central.device_urls["kiosk-1"])
+    status = {"online": True, "kind": "kiosk", "version": "test"}
+    kiosk.client.publish(TOPICS.device_status("kiosk-1"), json.dumps(status), qos=1, retain=True)
+    wait_until(lambda: _online(central, "kiosk-1"), what="the kiosk online")
+    # Central listens on this topic: a copy of its own would come back to it, again and again.
+    seen = []
+    with contextlib.suppress(queue.Empty):
+        while len(seen) < 10:
+            seen.append(watcher.next_message(0.5))
+    assert len(seen) == 1, f"{len(seen)} status messages or more: central sent the status back"
+
+
+def _online(central: Any, device_id: str) -> bool:
+    with central.coordinator.store.read() as s:
+        return bool(s.get(DeviceRow, device_id).online)
