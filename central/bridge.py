@@ -207,6 +207,9 @@ class Bridge:
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self.connected.clear()
+        if self._stopping:
+            log.info("central disconnected from the broker")
+            return
         self.reconnects += 1
         log.warning("central lost the broker: %s", reason)
 

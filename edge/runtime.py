@@ -483,6 +483,9 @@ class DeviceRuntime:
             self._suback.notify_all()
         if not was:
             return
+        if self._closed:
+            log.info("%s: disconnected from the broker", self.device_id)
+            return
         log.warning("%s: lost the broker: %s", self.device_id, reason)
         with self._lock:
             listeners = list(self._connection_listeners)
