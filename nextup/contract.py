@@ -121,11 +121,16 @@ class Topics:
         return f"{self.root}/point/+/state"
 
     def central_subscriptions(self, shared: bool = False) -> list[str]:
-        """What central listens to; ``shared`` splits it among central instances."""
+        """What central listens to; ``shared`` splits it among central instances.
+
+        Statuses are never split: every instance takes every device's statuses in the order the
+        device sent them, so the last one each stores is the newest. Split, one instance could
+        store "online" just before another stored the older "offline".
+        """
         leaves = ("ticket/request", "ticket/printed", "command", "status", "ticket/offline", "lease/request")
         topics = [f"{self.root}/device/+/{leaf}" for leaf in leaves]
         if shared:
-            topics = [f"$share/{SHARED_GROUP}/{t}" for t in topics]
+            topics = [t if t.endswith("/status") else f"$share/{SHARED_GROUP}/{t}" for t in topics]
         return topics
 
     def device_tree(self, device_id: str) -> str:

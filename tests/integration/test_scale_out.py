@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from broker.mosquitto import RunningBroker
 from central.runner import Central
-from central.store.models import TicketEventRow, TicketRow
+from central.store.models import DeviceRow, TicketEventRow, TicketRow
 from edge.pointbutton import PointUnit
 from nextup.contract import Board, Topics
 from nextup.settings import Settings, load
@@ -233,3 +233,22 @@ def test_nextup_central_is_shared_by_flag_or_environment(monkeypatch: pytest.Mon
     assert central.make_context("central", []).params["shared"] is False
     monkeypatch.setenv("NEXTUP_SHARED", "1")
     assert central.make_context("central", []).params["shared"] is True
+
+
+def test_every_instance_takes_every_status_in_order_so_the_newest_is_stored_last(
+        hall: Any, broker: RunningBroker, mqtt_peer: Any) -> None:
+    a, b = hall("a"), hall("b")
+    statuses: dict[str, list[bool]] = {"a": [], "b": []}
+    for name, central in (("a", a), ("b", b)):
+        def listen(messages: list[Any], seen: list[bool] = statuses[name]) -> None:
+            seen.extend(b'"online":true' in m.payload for m in messages if m.topic.endswith("/status"))
+        central.coordinator.add_listener(listen)
+    kiosk = mqtt_peer(broker.add_device("kiosk-1", "kiosk"))
+    sent = [n % 2 == 0 for n in range(21)]  # online, offline, ..., online: a device coming and going
+    for online in sent:
+        payload = f'{{"online": {"true" if online else "false"}, "kind": "kiosk", "version": "t"}}'
+        assert not kiosk.publish(Topics("main").device_status("kiosk-1"), payload, retain=True).is_failure
+    # Split between the instances, two could store them out of order; each takes them all instead.
+    wait_until(lambda: statuses["a"] == statuses["b"] == sent, 10, "each instance to take every status")
+    with a.coordinator.store.read() as s:
+        assert s.get(DeviceRow, "kiosk-1").online is True
