@@ -1,10 +1,17 @@
 """The MQTT side of central: device messages in, replies and states out.
 
+paho's network thread only queues what arrives. One worker takes whatever
+has arrived as a batch: ticket requests and presses side by side share one
+transaction (``Coordinator.run``) and one set of board and point states, other
+messages are handled one by one, all in arrival order. A burst therefore costs
+one commit, not one per message.
+
 A message is acknowledged to the broker only after its effect is committed
 and the broker has taken the reply and states it caused (paho's manual
-acknowledgement), so a central killed mid-way gets the message again from its
-persistent session; the stored request and command ids make that second
-delivery answer alike and do nothing twice.
+acknowledgement, released by a second thread in arrival order), so a central
+killed mid-way gets the message again from its persistent session; the stored
+request and command ids make that second delivery answer alike and do nothing
+twice.
 """
 
 from __future__ import annotations
