@@ -279,7 +279,7 @@ class Bridge:
             sent: list[mqtt.MQTTMessageInfo] = []
             self._local.sent = sent
             try:
-                self._handle_batch([(m.topic, m.payload, m.properties) for _, m, _ in batch])
+                self.handle_batch([(m.topic, m.payload, m.properties) for _, m, _ in batch])
             except Exception:
                 # A bug must not kill the bridge; the messages are acknowledged so they cannot loop forever.
                 log.exception("failed to handle %d messages", len(batch))
@@ -320,7 +320,7 @@ class Bridge:
     def handle(self, topic: str, payload: bytes, properties: Properties | None = None) -> None:
         """Handle one device message: validate, act, reply; a rejection is logged and changes nothing."""
         received = time.perf_counter()
-        self._handle_batch([(topic, payload, properties)])
+        self.handle_batch([(topic, payload, properties)])
         self._timed([(topic, received)])
 
     def add_timer(self, timer: Callable[[str, float], None]) -> None:
@@ -337,7 +337,7 @@ class Bridge:
             for timer in self._timers:
                 timer(route.kind if route else "unknown", done - received)
 
-    def _handle_batch(self, messages: list[tuple[str, bytes, Properties | None]]) -> None:
+    def handle_batch(self, messages: list[tuple[str, bytes, Properties | None]]) -> None:
         """Handle device messages in order; ticket requests and presses side by side share one transaction."""
         jobs: list[tuple[Job, Callable[[Any], None]]] = []
 

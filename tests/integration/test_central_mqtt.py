@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from helpers import TOPICS, command, latest_board, request_ticket, wait_state, wait_until
+from sqlalchemy import text
 
 from central.store.models import DeviceRow
 from nextup.contract import Board, TicketReply
@@ -185,3 +186,26 @@ def test_a_device_status_is_recorded_and_not_sent_back_to_the_devices_topic(
 def _online(central: Any, device_id: str) -> bool:
     with central.coordinator.store.read() as s:
         return bool(s.get(DeviceRow, device_id).online)
+
+
+def test_a_message_that_fails_unexpectedly_does_not_sink_the_others_of_its_batch(
+    central: Any, kiosk: Any
+) -> None:
+    # A service gone from the database behind central's back (its cached rules still offer it):
+    # issuing it fails with a database error, not a refusal central knows how to answer.
+    with central.coordinator.store.write() as s:
+        gone = "(SELECT id FROM services WHERE key = 'accounts')"
+        s.execute(text(f"DELETE FROM point_services WHERE service_id = {gone}"))
+        s.execute(text("DELETE FROM services WHERE key = 'accounts'"))
+    batch = [
+        (TOPICS.ticket_request("kiosk-1"), json.dumps({"request_id": rid, "service": service}).encode(), None)
+        for rid, service in (("first", "cash"), ("broken", "accounts"), ("last", "cash"))
+    ]
+    central.bridge.handle_batch(batch)
+    replies = {}
+    with contextlib.suppress(queue.Empty):
+        while True:
+            reply = TicketReply.parse(kiosk.next_message(1).payload)
+            replies[reply.request_id] = reply
+    assert set(replies) == {"first", "last"}
+    assert (replies["first"].ticket.number, replies["last"].ticket.number) == ("A-001", "A-002")
