@@ -652,27 +652,39 @@ class Coordinator:
             token=secrets.token_urlsafe(24),
             language=language,
         )
-        row = TicketRow(
+        row = self._add_waiting(
+            s,
+            service_row,
+            now,
             number=ticket.number,
             day=ticket.day,
             seq=ticket.seq,
-            service_id=service_row.id,
             priority=ticket.priority,
             priority_rank=ticket.priority_rank,
             channel=ticket.channel.value,
             token=ticket.token,
             language=ticket.language,
-            state=ticket.state.value,
-            issued_at=now,
-            calls=0,
             device_id=device_id,
         )
-        row.service = service_row
-        s.add(row)
-        self._event(s, row, "issued", now)
         log.info("ticket issued", extra={"ticket": row.number, "channel": channel.value, "device": device_id})
         self._touch(s, [service_row.id])
         return self._view(row, ahead, eta, None)
+
+    def _add_waiting(
+        self, s: Session, service_row: ServiceRow, issued_at: datetime, **columns: Any
+    ) -> TicketRow:
+        """A new waiting ticket of ``service_row`` issued at ``issued_at``, with its "issued" event."""
+        row = TicketRow(
+            service_id=service_row.id,
+            state=TicketState.WAITING.value,
+            issued_at=issued_at,
+            calls=0,
+            **columns,
+        )
+        row.service = service_row
+        s.add(row)
+        self._event(s, row, "issued", issued_at)
+        return row
 
     def _next_seq(self, s: Session, service_id: int, day: Any) -> int:
         # Numbering is shared with the numbers leased to kiosks: one place decides both.

@@ -369,27 +369,23 @@ def _enter(
     if token is None or s.scalar(select(TicketRow.id).where(TicketRow.token == token)) is not None:
         token = secrets.token_urlsafe(24)
     device = s.get(DeviceRow, device_id)
-    row = TicketRow(
+    row = coordinator._add_waiting(
+        s,
+        service,
+        issued,
         number=ticket.number,
         day=lease.day,
         seq=ticket.seq,
-        service_id=service.id,
         priority=priority.key,
         priority_rank=priority.rank,
         channel=Channel.KIOSK.value,
         token=token,
         language=ticket.language or (device.language if device else None) or rules.language,
-        state=TicketState.WAITING.value,
-        issued_at=issued,
-        calls=0,
         device_id=device_id,
         printed=ticket.printed,
         print_error=(ticket.reason or "not printed") if ticket.printed is False else None,
     )
-    row.service = service
-    s.add(row)
     s.flush()
-    coordinator._event(s, row, "issued", issued)
     coordinator._event(s, row, "offline", now)
     state = WAITING
     if lease.day < today:
