@@ -102,8 +102,9 @@ class Bridge:
         self.topics = coordinator.topics
         self.url = url
         self.shared = shared
-        # Instances sharing a site must not leave an older retained state on the broker.
-        self.retained = RetainedVersions(self.topics) if shared else None
+        # Retained states never go back in time: not from one instance's threads, nor (shared) between
+        # instances, which follow the broker's retained states to see the others'.
+        self.retained = RetainedVersions(self.topics)
         self.rejections = RejectionLog()
         self.connected = threading.Event()
         self.reconnects = 0
@@ -118,7 +119,6 @@ class Bridge:
         self._stopping = False
         self._connection = 0
         self._publish_lock = threading.Lock()
-        self._versions: dict[str, int] = {}  # the newest state version sent, per retained topic
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             # Stable across restarts: the broker keeps the persistent session (subscriptions and the
@@ -189,16 +189,15 @@ class Bridge:
             return
         no_delay(client)
         self._connection += 1
-        with self._publish_lock:
-            # The broker may have lost its retained states: the snapshot goes out whole.
-            self._versions.clear()
         if self.connected.is_set() or self.reconnects:
             self.reconnects += 1
         _, self._subscribe_mid = client.subscribe(
             [(topic, QOS) for topic in self.topics.central_subscriptions(self.shared)]
         )
-        if self.retained is not None:
+        if self.shared:
             self.retained.attach(client)
+        else:
+            self.retained.reset()  # the broker may have lost its retained states: the snapshot goes out whole
         log.info("central connected to the broker", extra={"session_present": flags.session_present})
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
@@ -223,19 +222,11 @@ class Bridge:
     def publish(self, messages: list[Message]) -> None:
         with self._publish_lock:
             for message in messages:
-                if message.local or (message.retain and self._outdated(message)):
+                if message.local or (
+                    message.retain and self.retained.outdated(message.topic, message.payload, message.version)
+                ):
                     continue
                 self._publish(message)
-
-    def _outdated(self, message: Message) -> bool:
-        # The worker's changes and a snapshot read in another thread may reach here in either
-        # order: a state older than one already sent must not become the retained one.
-        if message.version is not None:
-            sent = self._versions.get(message.topic)
-            if sent is not None and message.version < sent:
-                return True
-            self._versions[message.topic] = message.version
-        return self.retained is not None and self.retained.outdated(message.topic, message.payload)
 
     def _publish(self, message: Message) -> None:
         props = None

@@ -85,20 +85,26 @@ class RetainedVersions:
             newest = self._newest.get(topic)
         return newest[0] if newest else None
 
-    def outdated(self, topic: str, payload: bytes) -> bool:
-        """True when a newer state than ``payload`` has already gone through the broker on ``topic``;
-        when False, the caller publishes it and this instance answers for it."""
+    def outdated(self, topic: str, payload: bytes, version: int | None = None) -> bool:
+        """True when a newer state than ``payload`` (at ``version``, else the one it carries) has already
+        gone through the broker on ``topic``, or out of this instance; when False, the caller publishes
+        it and this instance answers for it."""
         if not self.covers(topic):
             return False
-        version = version_of(payload)
+        if version is None:
+            version = version_of(payload)
+        if version is None:
+            return False
         with self._lock:
             newest = self._newest.get(topic)
-            if version is None or newest is None or version >= newest[0]:
-                if version is not None and version > self._mine.get(topic, -1):
-                    self._mine[topic] = version
+            # This instance's threads publish too (the worker, the web): their states may come in
+            # any order, and one older than this instance already sent must not follow it.
+            sent = max(newest[0] if newest else -1, self._mine.get(topic, -1))
+            if version >= sent:
+                self._mine[topic] = max(version, self._mine.get(topic, -1))
                 return False
             self.dropped += 1
-        log.debug("not publishing %s version %d: %d already published", topic, version, newest[0])
+        log.debug("not publishing %s version %d: %d already published", topic, version, sent)
         return True
 
     def delivered(self, topic: str, payload: bytes) -> bytes | None:
@@ -120,7 +126,10 @@ class RetainedVersions:
         return newest[1]
 
     def attach(self, client: Any) -> None:
-        """Follow the versioned topics on paho ``client`` (call from on_connect; works with manual acks)."""
+        """Follow the versioned topics on paho ``client`` (call from on_connect; works with manual acks).
+
+        Without it (a single instance) only this instance's own states are compared.
+        """
         self.reset()
 
         def on_state(c: Any, userdata: Any, msg: Any) -> None:
