@@ -355,18 +355,40 @@ class Coordinator:
     def _ahead_and_eta(self, s: Session, rules: SiteRules, row: TicketRow, now: datetime) -> tuple[int, int]:
         if row.state != TicketState.WAITING.value:
             return 0, 0
-        # Light rows, not ORM objects: a long queue is read on every ticket issued.
-        waiting = s.execute(
+        place = self._places(s, rules, now, row.service_id)[row.token]
+        return place.ahead, place.eta_s
+
+    def _places(
+        self, s: Session, rules: SiteRules, now: datetime, service_id: int | None = None
+    ) -> dict[str, Place]:
+        """Where each waiting ticket (of ``service_id``, else of every service) stands, by token."""
+        # Light rows, not ORM objects: the whole queue is read.
+        statement = (
             select(
-                TicketRow.id, TicketRow.priority_rank, TicketRow.issued_at, TicketRow.seq, TicketRow.number
-            ).where(TicketRow.state == TicketState.WAITING.value, TicketRow.service_id == row.service_id)
-        ).all()
-        order = rules.policy.call_order(waiting, now)
-        ahead = next(i for i, t in enumerate(order) if t.id == row.id)
-        eta = estimate_wait_s(
-            ahead, self._recent_service_s(s, row.service_id), self._active_points_for(s, row.service_id)
+                TicketRow.id,
+                TicketRow.token,
+                TicketRow.priority_rank,
+                TicketRow.issued_at,
+                TicketRow.seq,
+                TicketRow.number,
+                TicketRow.service_id,
+                ServiceRow.key,
+            )
+            .join(ServiceRow, ServiceRow.id == TicketRow.service_id)
+            .where(TicketRow.state == TicketState.WAITING.value)
         )
-        return ahead, eta
+        if service_id is not None:
+            statement = statement.where(TicketRow.service_id == service_id)
+        queues: dict[int, list[Any]] = {}
+        for row in s.execute(statement):
+            queues.setdefault(row.service_id, []).append(row)
+        places: dict[str, Place] = {}
+        for queue_service, waiting in queues.items():
+            recent = self._recent_service_s(s, queue_service)
+            points = self._active_points_for(s, queue_service)
+            for ahead, row in enumerate(rules.policy.call_order(waiting, now)):
+                places[row.token] = Place(row.key, ahead, estimate_wait_s(ahead, recent, points))
+        return places
 
     def _waiting_classes(self, s: Session, service_id: int) -> list[int]:
         """The classes with someone waiting for the service, one index seek each."""
@@ -737,32 +759,7 @@ class Coordinator:
         with self.store.read() as s:
             # The version first: the queue read after it is at least that new.
             version = self._site_row(s).version
-            rules = self.rules(s)
-            now = self.clock()
-            rows = s.execute(
-                select(
-                    TicketRow.id,
-                    TicketRow.token,
-                    TicketRow.priority_rank,
-                    TicketRow.issued_at,
-                    TicketRow.seq,
-                    TicketRow.number,
-                    TicketRow.service_id,
-                    ServiceRow.key,
-                )
-                .join(ServiceRow, ServiceRow.id == TicketRow.service_id)
-                .where(TicketRow.state == TicketState.WAITING.value)
-            ).all()
-            queues: dict[int, list[Any]] = {}
-            for row in rows:
-                queues.setdefault(row.service_id, []).append(row)
-            places: dict[str, Place] = {}
-            for service_id, waiting in queues.items():
-                recent = self._recent_service_s(s, service_id)
-                points = self._active_points_for(s, service_id)
-                for ahead, row in enumerate(rules.policy.call_order(waiting, now)):
-                    places[row.token] = Place(row.key, ahead, estimate_wait_s(ahead, recent, points))
-        return version, places
+            return version, self._places(s, self.rules(s), self.clock())
 
     def cancel_ticket(self, token: str) -> TicketView:
         """The client gives up their place."""
