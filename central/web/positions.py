@@ -56,7 +56,7 @@ class Positions:
         """The order at board ``version`` or later; ``None``: the order now (the database's version)."""
         now = version is None
         if version is None:
-            version = self._database_version()
+            version = self.coordinator.version()
         order = self._fresh(version, now)
         if order is not None:
             return order
@@ -79,9 +79,6 @@ class Positions:
         if now and self._clock() - order.read_at > self.max_age_s:
             return None
         return order
-
-    def _database_version(self) -> int:
-        return self.coordinator.version()
 
     def _read(self) -> QueueOrder:
         version, places = self.coordinator.queue_order()
