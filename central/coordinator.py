@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_, select, tuple_, update
+from sqlalchemy import and_, func, insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, selectinload
 
@@ -286,8 +286,10 @@ class Coordinator:
         return row
 
     def _service_row(self, s: Session, key: str) -> ServiceRow:
-        statement = select(ServiceRow).where(ServiceRow.key == key)
-        return _held(s, ServiceRow, key, lambda: s.scalars(statement).one())
+        def load() -> ServiceRow:
+            return s.scalars(select(ServiceRow).where(ServiceRow.key == key)).one()
+
+        return _held(s, ServiceRow, key, load)
 
     def _device_row(self, s: Session, device_id: str, kind: DeviceKind) -> DeviceRow:
         held = s.info.setdefault(_HELD, {})
@@ -409,9 +411,9 @@ class Coordinator:
     ) -> tuple[int, int]:
         """People ahead of and estimated wait for a ticket of class ``rank`` about to be issued."""
         policy = rules.policy
-        waiting = (TicketRow.state == TicketState.WAITING.value, TicketRow.service_id == service_id)
         ahead = 0
         if policy.kind is PolicyKind.AGING:
+            waiting = (TicketRow.state == TicketState.WAITING.value, TicketRow.service_id == service_id)
             before = []
             for other in self._waiting_classes(s, service_id):
                 cutoff = policy.called_before_new(rank, other, now)
@@ -427,7 +429,7 @@ class Coordinator:
             if counts is None:
                 by_class = s.execute(
                     select(TicketRow.priority_rank, func.count(TicketRow.id))
-                    .where(*waiting)
+                    .where(TicketRow.state == TicketState.WAITING.value, TicketRow.service_id == service_id)
                     .group_by(TicketRow.priority_rank)
                 )
                 counts = queues[service_id] = {r: n for r, n in by_class}
@@ -844,15 +846,17 @@ class Coordinator:
             done.append((i, response))
         rendered = self._render(s)
         now = self.clock()
+        processed = []
         for i, response in done:
             job = jobs[i]
             stored = response() if callable(response) else response
-            s.add(
-                ProcessedMessageRow(
-                    source=job.source, message_id=job.message_id, kind=job.kind, response=stored, at=now
-                )
+            processed.append(
+                dict(source=job.source, message_id=job.message_id, kind=job.kind, response=stored, at=now)
             )
             answers[i] = job.answer(stored)
+        if processed:
+            # On the table, in one statement: nothing reads these rows back in this transaction.
+            s.execute(insert(ProcessedMessageRow.__table__), processed)
         for i, job in enumerate(jobs):
             j = first[(job.source, job.message_id)]
             if j != i:

@@ -246,10 +246,12 @@ def _write_counters(s: Session) -> None:
     if s.in_nested_transaction():
         return  # a savepoint: the counters go with the whole transaction, never with a part of it
     counters = s.info[_COUNTERS]
+    table = DayCounterRow.__table__
     for service_id, day in sorted(s.info.pop(_UNWRITTEN, ())):
+        # On the table: an ORM update would first match it against every row the batch holds.
         s.execute(
-            update(DayCounterRow)
-            .where(DayCounterRow.service_id == service_id, DayCounterRow.day == day)
+            update(table)
+            .where(table.c.service_id == service_id, table.c.day == day)
             .values(last=counters[service_id, day])
         )
 

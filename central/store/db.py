@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import Integer, create_engine, event, func, inspect, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 
 def normalise_url(url: str) -> str:
@@ -63,6 +63,9 @@ class Store:
         writer = self.engine.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else self.engine
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(writer, expire_on_commit=False)
+        if self.is_sqlite:
+            event.listen(self._write, "before_flush", _number_new_rows)
+            event.listen(self._write, "after_transaction_end", _forget_numbers)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -92,3 +95,35 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+# SQLite cannot tie the ids a multi-row INSERT ... RETURNING hands back to its
+# rows, so the ORM inserts rows whose id the database chooses one statement at a
+# time (a batch of tickets was two statements per ticket). Rows numbered here go
+# in as one statement per table. The writer holds the database's write lock from
+# BEGIN IMMEDIATE, so no one else inserts meanwhile, and the numbers are the ones
+# SQLite itself would choose (one above the largest id).
+_NEXT_IDS = "nextup.next_ids"
+
+
+def _number_new_rows(session: Session, _flush_context: Any, _instances: Any) -> None:
+    next_ids: dict[Any, int] = session.info.setdefault(_NEXT_IDS, {})
+    for row in session.new:
+        mapper = inspect(row).mapper
+        if len(mapper.primary_key) != 1:
+            continue
+        column = mapper.primary_key[0]
+        if not isinstance(column.type, Integer) or column.autoincrement not in ("auto", True):
+            continue
+        key = mapper.get_property_by_column(column).key
+        if getattr(row, key) is not None:
+            continue
+        if column not in next_ids:
+            next_ids[column] = (session.execute(select(func.max(column))).scalar() or 0) + 1
+        setattr(row, key, next_ids[column])
+        next_ids[column] += 1
+
+
+def _forget_numbers(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_NEXT_IDS, None)
