@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Integer, create_engine, event, func, inspect, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 
 def normalise_url(url: str) -> str:
@@ -65,7 +65,6 @@ class Store:
         self._write = sessionmaker(writer, expire_on_commit=False)
         if self.is_sqlite:
             event.listen(self._write, "before_flush", _number_new_rows)
-            event.listen(self._write, "after_transaction_end", _forget_numbers)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -102,7 +101,8 @@ class Store:
 # time (a batch of tickets was two statements per ticket). Rows numbered here go
 # in as one statement per table. The writer holds the database's write lock from
 # BEGIN IMMEDIATE, so no one else inserts meanwhile, and the numbers are the ones
-# SQLite itself would choose (one above the largest id).
+# SQLite itself would choose (one above the largest id). A write session is one
+# transaction (``Store.write``), so what it has numbered is never stale.
 _NEXT_IDS = "nextup.next_ids"
 
 
@@ -122,8 +122,3 @@ def _number_new_rows(session: Session, _flush_context: Any, _instances: Any) -> 
             next_ids[column] = (session.execute(select(func.max(column))).scalar() or 0) + 1
         setattr(row, key, next_ids[column])
         next_ids[column] += 1
-
-
-def _forget_numbers(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is None:
-        session.info.pop(_NEXT_IDS, None)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from helpers import Clock
-from sqlalchemy import func, inspect, select
+from sqlalchemy import event, func, inspect, select
 
 from central.coordinator import Coordinator
 from central.domain import Channel, PointAction
@@ -226,3 +226,42 @@ def test_schema_has_the_queue_indexes(database_url: str, make_store: Any) -> Non
     store = make_store(database_url)
     indexes = {i["name"] for i in inspect(store.engine).get_indexes("tickets")}
     assert {"ix_tickets_queue", "ix_tickets_called", "ix_tickets_service_done"} <= indexes
+
+
+def test_a_batch_of_tickets_goes_into_the_database_in_one_insert_per_table(coordinator: Coordinator) -> None:
+    inserts: Counter[str] = Counter()
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("INSERT INTO"):
+            inserts[statement.split()[2]] += 1
+
+    coordinator.issue_ticket("cash", channel=Channel.WEB)  # the day's counter exists
+    engine = coordinator.store.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        requests = [TicketRequest(request_id=uuid.uuid4().hex, service="cash") for _ in range(20)]
+        jobs = [coordinator.ticket_request_job("kiosk-1", request) for request in requests]
+        answers = coordinator.run(jobs)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert all(a.ok for a in answers)
+    assert inserts == {"tickets": 1, "ticket_events": 1, "processed_messages": 1}
+    with coordinator.store.read() as s:
+        ids = s.scalars(select(TicketRow.id).order_by(TicketRow.id)).all()
+    assert len(ids) == len(set(ids)) == 21
+
+
+def test_sqlite_numbers_new_rows_after_the_largest_id_even_after_a_rollback(
+    sqlite_url: str, make_store: Any, clock: Clock
+) -> None:
+    coordinator = Coordinator(make_store(sqlite_url), clock=clock)
+    first = coordinator.issue_ticket("cash", channel=Channel.WEB)
+    with pytest.raises(RuntimeError), coordinator.store.write() as s:
+        coordinator._issue(s, "cash", None, Channel.WEB, None, None)
+        s.flush()
+        raise RuntimeError("the batch failed")
+    second = coordinator.issue_ticket("cash", channel=Channel.WEB)
+    with coordinator.store.read() as s:
+        rows = {r.number: r.id for r in s.scalars(select(TicketRow))}
+    assert set(rows) == {first.number, second.number}
+    assert rows[second.number] == rows[first.number] + 1
