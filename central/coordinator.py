@@ -17,9 +17,9 @@ from functools import lru_cache
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, insert, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, joinedload
 
 from central.domain import (
     Channel,
@@ -61,6 +61,7 @@ from central.store.models import (
     SiteRow,
     TicketEventRow,
     TicketRow,
+    point_services,
 )
 from nextup.contract import (
     Board,
@@ -82,10 +83,88 @@ from nextup.contract import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# Statements on the hot paths are built once: building a statement and its cache key
+# cost more than running it (a press ran about twenty).
 _SITE = SiteRow.__table__
+_TICKETS = TicketRow.__table__
+_SERVICES = ServiceRow.__table__
+_POINTS = PointRow.__table__
+_PROCESSED = ProcessedMessageRow.__table__
+_WAITING = TicketState.WAITING.value
 _BUMP_VERSION = (
     update(_SITE).where(_SITE.c.id == 1).values(version=_SITE.c.version + 1).returning(_SITE.c.version)
 )
+_ANSWERED = select(_PROCESSED.c.source, _PROCESSED.c.message_id, _PROCESSED.c.response).where(
+    tuple_(_PROCESSED.c.source, _PROCESSED.c.message_id).in_(bindparam("keys", expanding=True))
+)
+_WAITING_COUNTS = (
+    select(_TICKETS.c.service_id, func.count(_TICKETS.c.id))
+    .where(_TICKETS.c.state == _WAITING)
+    .group_by(_TICKETS.c.service_id)
+)
+_WAITING_BY_CLASS = (
+    select(_TICKETS.c.priority_rank, func.count(_TICKETS.c.id))
+    .where(_TICKETS.c.state == _WAITING, _TICKETS.c.service_id == bindparam("service_id"))
+    .group_by(_TICKETS.c.priority_rank)
+)
+_LAST_CALLS = (
+    select(
+        _TICKETS.c.number,
+        _TICKETS.c.point_serial,
+        _POINTS.c.name,
+        _SERVICES.c.key,
+        _TICKETS.c.called_at,
+        _TICKETS.c.language,
+    )
+    .join(_SERVICES, _SERVICES.c.id == _TICKETS.c.service_id)
+    .outerjoin(_POINTS, _POINTS.c.serial == _TICKETS.c.point_serial)
+    .where(_TICKETS.c.called_at.is_not(None), _TICKETS.c.point_serial.is_not(None))
+    .order_by(_TICKETS.c.called_at.desc())
+    .limit(bindparam("limit"))
+)
+_CALLED = (
+    select(_TICKETS.c.point_serial, _TICKETS.c.number, _SERVICES.c.key)
+    .join(_SERVICES, _SERVICES.c.id == _TICKETS.c.service_id)
+    .where(_TICKETS.c.state == TicketState.CALLED.value)
+)
+_RECENT_SERVICES = (
+    select(_TICKETS.c.called_at, _TICKETS.c.finished_at)
+    .where(_TICKETS.c.service_id == bindparam("service_id"), _TICKETS.c.state == TicketState.SERVED.value)
+    .order_by(_TICKETS.c.finished_at.desc())
+    .limit(bindparam("limit"))
+)
+_ACTIVE_POINTS = (
+    select(func.count(PointRow.id))
+    .join(PointRow.services)
+    .where(ServiceRow.id == bindparam("service_id"), PointRow.active.is_(True))
+)
+_POINT_LINES = (
+    select(
+        _POINTS.c.serial,
+        _POINTS.c.name,
+        _POINTS.c.active,
+        _POINTS.c.last_command_id,
+        _POINTS.c.last_error,
+        point_services.c.service_id,
+    )
+    .outerjoin(point_services, point_services.c.point_id == _POINTS.c.id)
+    .order_by(_POINTS.c.serial)
+)
+_POINT = select(PointRow).where(PointRow.serial == bindparam("serial")).options(joinedload(PointRow.services))
+_CURRENT = select(TicketRow).where(
+    TicketRow.point_serial == bindparam("serial"), TicketRow.state == TicketState.CALLED.value
+)
+_HEAD = (
+    select(TicketRow)
+    .where(TicketRow.state == _WAITING, TicketRow.service_id == bindparam("service_id"))
+    .order_by(TicketRow.priority_rank, TicketRow.issued_at, TicketRow.seq, TicketRow.id)
+    .limit(1)
+)
+_HEAD_AFTER = _HEAD.where(TicketRow.priority_rank > bindparam("rank"))
+_FIRST_CLASS = select(func.min(_TICKETS.c.priority_rank)).where(
+    _TICKETS.c.state == _WAITING, _TICKETS.c.service_id == bindparam("service_id")
+)
+_NEXT_CLASS = _FIRST_CLASS.where(_TICKETS.c.priority_rank > bindparam("rank"))
 
 # Keys of Session.info: what a transaction changed, and the states rendered from it.
 _TOUCHED = "nextup.touched"
@@ -202,7 +281,12 @@ class Coordinator:
         self.public_url = public_url.rstrip("/")
         self.clock = clock
         self._listeners: list[Callable[[list[Message]], None]] = []
-        self._rules: tuple[int, SiteRules] | None = None
+        self._rules: tuple[int, SiteRules, dict[str, int]] | None = None
+        # The locking forms of the hot statements, for this store's database.
+        self._lock_point = store.for_update(_POINT)
+        self._lock_current = store.for_update(_CURRENT)
+        self._lock_head = store.for_update(_HEAD, skip_locked=True)
+        self._lock_head_after = store.for_update(_HEAD_AFTER, skip_locked=True)
 
     # --- publishing ---------------------------------------------------------
 
@@ -247,10 +331,18 @@ class Coordinator:
 
     def rules(self, s: Session) -> SiteRules:
         """The site's rules, read again only when the configuration changed."""
+        return self._configuration(s)[1]
+
+    def _service_ids(self, s: Session) -> dict[str, int]:
+        """Each service's row id by its key (read with the rules)."""
+        return self._configuration(s)[2]
+
+    def _configuration(self, s: Session) -> tuple[int, SiteRules, dict[str, int]]:
         site = self._site_row(s)
         cached = self._rules
         if cached is not None and cached[0] == site.config_version and site.config_version:
-            return cached[1]
+            return cached
+        services = s.scalars(select(ServiceRow)).all()
         weekly: dict[int, list[tuple[time, time]]] = {}
         for row in s.scalars(select(OpeningIntervalRow)):
             weekly.setdefault(row.weekday, []).append((_hhmm(row.opens), _hhmm(row.closes)))
@@ -258,7 +350,7 @@ class Coordinator:
         rules = SiteRules(
             name=site.name,
             tz=_zone(site.timezone),
-            services={r.key: _service(r) for r in s.scalars(select(ServiceRow))},
+            services={r.key: _service(r) for r in services},
             priorities=tuple(
                 PriorityClass(r.key, r.name, r.rank, r.public)
                 for r in s.scalars(select(PriorityRow).order_by(PriorityRow.rank))
@@ -267,8 +359,8 @@ class Coordinator:
             hours=OpeningHours({d: tuple(i) for d, i in weekly.items()}, closed),
             language=site.language,
         )
-        self._rules = (site.config_version, rules)
-        return rules
+        self._rules = (site.config_version, rules, {r.key: r.id for r in services})
+        return self._rules
 
     @staticmethod
     def configuration_changed(s: Session) -> None:
@@ -279,8 +371,7 @@ class Coordinator:
         s.execute(update(SiteRow).where(SiteRow.id == 1).values(config_version=SiteRow.config_version + 1))
 
     def _point_row(self, s: Session, serial: int, *, lock: bool = False) -> PointRow:
-        statement = select(PointRow).where(PointRow.serial == serial).options(joinedload(PointRow.services))
-        row = s.scalars(self.store.for_update(statement) if lock else statement).unique().one_or_none()
+        row = s.scalars(self._lock_point if lock else _POINT, {"serial": serial}).unique().one_or_none()
         if row is None:
             raise UnknownPoint(f"There is no point with serial {serial}")
         return row
@@ -312,47 +403,22 @@ class Coordinator:
         """
         heads: list[TicketRow] = []
         for service_id in service_ids:
-            rank: int | None = None
-            while True:
-                statement = (
-                    select(TicketRow)
-                    .where(TicketRow.state == TicketState.WAITING.value, TicketRow.service_id == service_id)
-                    .order_by(TicketRow.priority_rank, TicketRow.issued_at, TicketRow.seq, TicketRow.id)
-                    .limit(1)
-                )
-                if rank is not None:
-                    statement = statement.where(TicketRow.priority_rank > rank)
-                head = s.scalars(self.store.for_update(statement, skip_locked=True)).first()
-                if head is None:
-                    break
+            head = s.scalars(self._lock_head, {"service_id": service_id}).first()
+            while head is not None:
                 heads.append(head)
-                rank = head.priority_rank
+                after = {"service_id": service_id, "rank": head.priority_rank}
+                head = s.scalars(self._lock_head_after, after).first()
         return heads
 
     def _current_row(self, s: Session, serial: int) -> TicketRow | None:
-        statement = select(TicketRow).where(
-            TicketRow.point_serial == serial, TicketRow.state == TicketState.CALLED.value
-        )
-        return s.scalars(self.store.for_update(statement)).first()
+        return s.scalars(self._lock_current, {"serial": serial}).first()
 
     def _recent_service_s(self, s: Session, service_id: int) -> list[float]:
-        rows = s.execute(
-            select(TicketRow.called_at, TicketRow.finished_at)
-            .where(TicketRow.service_id == service_id, TicketRow.state == TicketState.SERVED.value)
-            .order_by(TicketRow.finished_at.desc())
-            .limit(RECENT_SERVICES)
-        )
+        rows = s.execute(_RECENT_SERVICES, {"service_id": service_id, "limit": RECENT_SERVICES})
         return [(done - called).total_seconds() for called, done in rows if called and done]
 
     def _active_points_for(self, s: Session, service_id: int) -> int:
-        return (
-            s.scalar(
-                select(func.count(PointRow.id))
-                .join(PointRow.services)
-                .where(ServiceRow.id == service_id, PointRow.active.is_(True))
-            )
-            or 0
-        )
+        return s.scalar(_ACTIVE_POINTS, {"service_id": service_id}) or 0
 
     def _ahead_and_eta(self, s: Session, rules: SiteRules, row: TicketRow, now: datetime) -> tuple[int, int]:
         if row.state != TicketState.WAITING.value:
@@ -395,16 +461,11 @@ class Coordinator:
     def _waiting_classes(self, s: Session, service_id: int) -> list[int]:
         """The classes with someone waiting for the service, one index seek each."""
         ranks: list[int] = []
-        while True:
-            statement = select(func.min(TicketRow.priority_rank)).where(
-                TicketRow.state == TicketState.WAITING.value, TicketRow.service_id == service_id
-            )
-            if ranks:
-                statement = statement.where(TicketRow.priority_rank > ranks[-1])
-            rank = s.scalar(statement)
-            if rank is None:
-                return ranks
+        rank = s.scalar(_FIRST_CLASS, {"service_id": service_id})
+        while rank is not None:
             ranks.append(rank)
+            rank = s.scalar(_NEXT_CLASS, {"service_id": service_id, "rank": rank})
+        return ranks
 
     def _ahead_of_new(
         self, s: Session, rules: SiteRules, service_id: int, rank: int, now: datetime
@@ -427,11 +488,7 @@ class Coordinator:
             queues = s.info.setdefault(_QUEUES, {})
             counts = queues.get(service_id)
             if counts is None:
-                by_class = s.execute(
-                    select(TicketRow.priority_rank, func.count(TicketRow.id))
-                    .where(TicketRow.state == TicketState.WAITING.value, TicketRow.service_id == service_id)
-                    .group_by(TicketRow.priority_rank)
-                )
+                by_class = s.execute(_WAITING_BY_CLASS, {"service_id": service_id})
                 counts = queues[service_id] = {r: n for r, n in by_class}
             if policy.orders_by_time:
                 ahead = sum(n for r, n in counts.items() if policy.called_before_new(rank, r, now))
@@ -454,65 +511,59 @@ class Coordinator:
         return s.execute(_BUMP_VERSION).scalar_one()
 
     def _waiting_counts(self, s: Session) -> dict[int, int]:
-        rows = s.execute(
-            select(TicketRow.service_id, func.count(TicketRow.id))
-            .where(TicketRow.state == TicketState.WAITING.value)
-            .group_by(TicketRow.service_id)
-        )
-        return {service_id: count for service_id, count in rows}
+        return {service_id: count for service_id, count in s.execute(_WAITING_COUNTS)}
 
     def _board(self, s: Session, version: int, counts: dict[int, int] | None = None) -> Board:
         counts = self._waiting_counts(s) if counts is None else counts
         # Plain columns, not rows: the board is built on every change.
-        services = s.execute(
-            select(ServiceRow.id, ServiceRow.key).where(ServiceRow.active.is_(True)).order_by(ServiceRow.key)
-        )
-        recent = s.execute(
-            select(
-                TicketRow.number,
-                TicketRow.point_serial,
-                PointRow.name,
-                ServiceRow.key,
-                TicketRow.called_at,
-                TicketRow.language,
-            )
-            .join(ServiceRow, ServiceRow.id == TicketRow.service_id)
-            .outerjoin(PointRow, PointRow.serial == TicketRow.point_serial)
-            .where(TicketRow.called_at.is_not(None), TicketRow.point_serial.is_not(None))
-            .order_by(TicketRow.called_at.desc())
-            .limit(BOARD_CALLS)
-        )
+        recent = s.execute(_LAST_CALLS, {"limit": BOARD_CALLS})
+        ids = self._service_ids(s)
+        services = sorted(v.key for v in self.rules(s).services.values() if v.active)
         return Board(
             calls=[
                 CallInfo(number, serial, name or "", service, called_at.isoformat(), language)
                 for number, serial, name, service, called_at, language in recent
             ],
-            waiting={key: counts.get(service_id, 0) for service_id, key in services},
+            waiting={key: counts.get(ids[key], 0) for key in services},
             version=version,
         )
 
     def _called(self, s: Session) -> dict[int, Current]:
         """The ticket called at each point that has one."""
-        rows = s.execute(
-            select(TicketRow.point_serial, TicketRow.number, ServiceRow.key)
-            .join(ServiceRow, ServiceRow.id == TicketRow.service_id)
-            .where(TicketRow.state == TicketState.CALLED.value)
-        )
-        return {serial: Current(number, key) for serial, number, key in rows}
+        return {serial: Current(number, key) for serial, number, key in s.execute(_CALLED)}
 
-    def _point_state(
-        self, row: PointRow, version: int, counts: dict[int, int], called: dict[int, Current]
-    ) -> PointState:
-        return PointState(
-            serial=row.serial,
-            name=row.name,
-            active=row.active,
-            current=called.get(row.serial),
-            waiting=sum(counts.get(svc.id, 0) for svc in row.services),
-            last_command_id=row.last_command_id,
-            version=version,
-            last_error=row.last_error,
-        )
+    def _point_states(
+        self,
+        s: Session,
+        version: int,
+        counts: dict[int, int],
+        *,
+        serials: Iterable[int] | None = None,
+        service_ids: Iterable[int] = (),
+    ) -> list[PointState]:
+        """The states of the points at ``serials`` and of every point providing one of ``service_ids``
+        (of every point when ``serials`` is None), by serial. Plain columns: a site has tens of points."""
+        points: dict[int, tuple[tuple[str, bool, str | None, Any], set[int]]] = {}
+        for serial, name, active, command_id, error, service_id in s.execute(_POINT_LINES):
+            _line, provided = points.setdefault(serial, ((name, active, command_id, error), set()))
+            if service_id is not None:
+                provided.add(service_id)
+        wanted, touched = (None if serials is None else set(serials)), set(service_ids)
+        called = self._called(s) if points else {}
+        return [
+            PointState(
+                serial=serial,
+                name=name,
+                active=active,
+                current=called.get(serial),
+                waiting=sum(counts.get(service_id, 0) for service_id in provided),
+                last_command_id=command_id,
+                version=version,
+                last_error=error,
+            )
+            for serial, ((name, active, command_id, error), provided) in points.items()
+            if wanted is None or serial in wanted or provided & touched
+        ]
 
     def _site_state(self, s: Session) -> SiteState:
         rules = self.rules(s)
@@ -554,34 +605,19 @@ class Coordinator:
         return messages
 
     def _changes(self, s: Session, service_ids: Iterable[int], points: Iterable[PointRow]) -> list[Message]:
-        version = self._bump_version(s)
+        version = self._bump_version(s)  # first: its flush makes the reads below see the batch
         counts = self._waiting_counts(s)
-        affected = {p.serial: p for p in points}
-        ids = set(service_ids)
-        if ids:
-            providing = (
-                select(PointRow)
-                .join(PointRow.services)
-                .where(ServiceRow.id.in_(ids))
-                .options(selectinload(PointRow.services))
-            )
-            for p in s.scalars(providing).unique():
-                affected.setdefault(p.serial, p)
-        messages = [self._board_message(s, version, counts)]
-        called = self._called(s)
-        for p in sorted(affected.values(), key=lambda p: p.serial):
-            messages.append(self._point_message(p, version, counts, called))
-        return messages
+        serials = [p.serial for p in points]
+        states = self._point_states(s, version, counts, serials=serials, service_ids=service_ids)
+        return [self._board_message(s, version, counts), *map(self._point_message, states)]
 
     def _board_message(self, s: Session, version: int, counts: dict[int, int]) -> Message:
         board = self._board(s, version, counts).to_json()
         return Message(self.topics.board, board, retain=True, version=version)
 
-    def _point_message(
-        self, row: PointRow, version: int, counts: dict[int, int], called: dict[int, Current]
-    ) -> Message:
-        state = self._point_state(row, version, counts, called).to_json()
-        return Message(self.topics.point_state(row.serial), state, retain=True, version=version)
+    def _point_message(self, state: PointState) -> Message:
+        topic = self.topics.point_state(state.serial)
+        return Message(topic, state.to_json(), retain=True, version=state.version)
 
     def snapshot(self) -> list[Message]:
         """Every retained state, as the database has it now (published at start and on reconnect)."""
@@ -592,9 +628,7 @@ class Coordinator:
                 Message(self.topics.site_state, self._site_state(s).to_json(), retain=True),
                 self._board_message(s, version, counts),
             ]
-            called = self._called(s)
-            points = select(PointRow).order_by(PointRow.serial).options(selectinload(PointRow.services))
-            messages += [self._point_message(p, version, counts, called) for p in s.scalars(points)]
+            messages += map(self._point_message, self._point_states(s, version, counts))
             site = self._site_row(s)
             for d in s.scalars(select(DeviceRow).order_by(DeviceRow.id)):
                 config = DeviceConfig(
@@ -617,12 +651,11 @@ class Coordinator:
 
     def point_state(self, serial: int) -> PointState:
         with self.store.read() as s:
-            return self._point_state(
-                self._point_row(s, serial),
-                self._site_row(s).version,
-                self._waiting_counts(s),
-                self._called(s),
-            )
+            version, counts = self._site_row(s).version, self._waiting_counts(s)
+            states = self._point_states(s, version, counts, serials=[serial])
+        if not states:
+            raise UnknownPoint(f"There is no point with serial {serial}")
+        return states[0]
 
     def services(self) -> list[tuple[Service, int]]:
         """Active services with how many wait for each."""
@@ -820,15 +853,9 @@ class Coordinator:
         done: list[tuple[int, Any]] = []
         first: dict[tuple[str, str], int] = {}
         extra: list[Message] = []
-        keys = {(job.source, job.message_id) for job in jobs}
-        prior = {
-            (row.source, row.message_id): row.response
-            for row in s.scalars(
-                select(ProcessedMessageRow).where(
-                    tuple_(ProcessedMessageRow.source, ProcessedMessageRow.message_id).in_(keys)
-                )
-            )
-        }
+        keys = list({(job.source, job.message_id) for job in jobs})
+        answered = s.execute(_ANSWERED, {"keys": keys})
+        prior = {(source, message_id): response for source, message_id, response in answered}
         for i, job in enumerate(jobs):
             key = (job.source, job.message_id)
             if key in first:
@@ -856,7 +883,7 @@ class Coordinator:
             answers[i] = job.answer(stored)
         if processed:
             # On the table, in one statement: nothing reads these rows back in this transaction.
-            s.execute(insert(ProcessedMessageRow.__table__), processed)
+            s.execute(insert(_PROCESSED), processed)
         for i, job in enumerate(jobs):
             j = first[(job.source, job.message_id)]
             if j != i:
