@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, event, func, insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
@@ -172,6 +172,7 @@ _RENDERED = "nextup.rendered"
 _PACE = "nextup.pace"
 _QUEUES = "nextup.queues"
 _HELD = "nextup.held"
+_LOG_LINES = "nextup.log_lines"
 
 BOARD_CALLS = 10
 RECENT_SERVICES = 20
@@ -723,7 +724,7 @@ class Coordinator:
             language=ticket.language,
             device_id=device_id,
         )
-        log.info("ticket issued", extra={"ticket": row.number, "channel": channel.value, "device": device_id})
+        _log_on_commit(s, "ticket issued", ticket=row.number, channel=channel.value, device=device_id)
         self._touch(s, [service_row.id])
         return self._view(row, ahead, eta, None)
 
@@ -990,10 +991,7 @@ class Coordinator:
             except NextupError as exc:
                 services, extra = [], []
                 error = {"code": exc.code, "message": exc.message}
-                log.info(
-                    "command refused",
-                    extra={"command_id": command_id, "point": serial, "reason": exc.message},
-                )
+                _log_on_commit(s, "command refused", command_id=command_id, point=serial, reason=exc.message)
             point.last_command_id = command_id
             point.last_error = error
             self._touch(s, services, [point])
@@ -1138,6 +1136,19 @@ class Coordinator:
                 .order_by(TicketRow.issued_at)
             )
             return [self._view(r, 0, 0, None) for r in rows]
+
+
+def _log_on_commit(s: Session, message: str, **extra: Any) -> None:
+    """Log ``message`` once the transaction commits: a batch rolled back and run again did nothing yet."""
+    lines = s.info.setdefault(_LOG_LINES, [])
+    if not lines:
+        event.listen(s, "after_commit", _write_log_lines)
+    lines.append((message, extra))
+
+
+def _write_log_lines(s: Session) -> None:
+    for message, extra in s.info.pop(_LOG_LINES, ()):
+        log.info(message, extra=extra)
 
 
 def _held(s: Session, kind: type, key: Any, load: Callable[[], Any]) -> Any:

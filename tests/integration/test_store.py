@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections import Counter
@@ -11,8 +12,9 @@ from typing import Any
 import pytest
 from helpers import Clock
 from sqlalchemy import event, func, inspect, select
+from sqlalchemy.exc import IntegrityError
 
-from central.coordinator import Coordinator
+from central.coordinator import Coordinator, Job
 from central.domain import Channel, PointAction
 from central.store.migrate import SchemaOutdated, check_schema, upgrade
 from central.store.models import ProcessedMessageRow, TicketEventRow, TicketRow
@@ -265,3 +267,22 @@ def test_sqlite_numbers_new_rows_after_the_largest_id_even_after_a_rollback(
         rows = {r.number: r.id for r in s.scalars(select(TicketRow))}
     assert set(rows) == {first.number, second.number}
     assert rows[second.number] == rows[first.number] + 1
+
+
+def test_a_ticket_is_logged_as_issued_only_when_its_transaction_commits(
+    coordinator: Coordinator, caplog: pytest.LogCaptureFixture
+) -> None:
+    numbers: list[str] = []
+
+    def act(s: Any) -> tuple[dict[str, Any], list[Any]]:
+        numbers.append(coordinator._issue(s, "cash", None, Channel.WEB, None, None).number)
+        if len(numbers) == 1:
+            # As when another instance answered the same message first: the batch runs again.
+            raise IntegrityError("INSERT INTO processed_messages", {}, Exception("duplicate key"))
+        return {"number": numbers[-1]}, []
+
+    with caplog.at_level(logging.INFO, logger="central.coordinator"):
+        coordinator.run([Job("test", "m-1", "test", act, lambda answer: answer)])
+    logged = [r.__dict__["ticket"] for r in caplog.records if r.getMessage() == "ticket issued"]
+    assert len(numbers) == 2
+    assert logged == [numbers[-1]]
