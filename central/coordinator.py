@@ -17,7 +17,8 @@ from functools import lru_cache
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, event, func, insert, or_, select, tuple_, update
+from sqlalchemy import Integer, all_, and_, bindparam, event, func, insert, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
@@ -154,17 +155,30 @@ _POINT = select(PointRow).where(PointRow.serial == bindparam("serial")).options(
 _CURRENT = select(TicketRow).where(
     TicketRow.point_serial == bindparam("serial"), TicketRow.state == TicketState.CALLED.value
 )
-_HEAD = (
-    select(TicketRow)
-    .where(TicketRow.state == _WAITING, TicketRow.service_id == bindparam("service_id"))
-    .order_by(TicketRow.priority_rank, TicketRow.issued_at, TicketRow.seq, TicketRow.id)
-    .limit(1)
-)
-_HEAD_AFTER = _HEAD.where(TicketRow.priority_rank > bindparam("rank"))
+
 _FIRST_CLASS = select(func.min(_TICKETS.c.priority_rank)).where(
     _TICKETS.c.state == _WAITING, _TICKETS.c.service_id == bindparam("service_id")
 )
 _NEXT_CLASS = _FIRST_CLASS.where(_TICKETS.c.priority_rank > bindparam("rank"))
+
+
+def _head_statements(store: Store) -> tuple[Any, Any]:
+    """The first waiting ticket of a service, and of its next class after ``rank``, locked for calling;
+    neither is one of the tickets ``taken`` (called earlier in the batch, not written yet)."""
+    if store.is_sqlite:
+        free = TicketRow.id.not_in(bindparam("taken", expanding=True))
+    else:
+        # One statement text however many are taken, so PostgreSQL plans it once.
+        free = TicketRow.id != all_(bindparam("taken", type_=postgresql.ARRAY(Integer)))
+    head = (
+        select(TicketRow)
+        .where(TicketRow.state == _WAITING, TicketRow.service_id == bindparam("service_id"), free)
+        .order_by(TicketRow.priority_rank, TicketRow.issued_at, TicketRow.seq, TicketRow.id)
+        .limit(1)
+    )
+    after = head.where(TicketRow.priority_rank > bindparam("rank"))
+    return store.for_update(head, skip_locked=True), store.for_update(after, skip_locked=True)
+
 
 # Keys of Session.info: what a transaction changed, and the states rendered from it.
 _TOUCHED = "nextup.touched"
@@ -173,6 +187,9 @@ _PACE = "nextup.pace"
 _QUEUES = "nextup.queues"
 _HELD = "nextup.held"
 _LOG_LINES = "nextup.log_lines"
+_JOINED = "nextup.joined"
+_CALLED_NOW = "nextup.called_now"
+_TAKEN = "nextup.taken"
 
 BOARD_CALLS = 10
 RECENT_SERVICES = 20
@@ -286,8 +303,7 @@ class Coordinator:
         # The locking forms of the hot statements, for this store's database.
         self._lock_point = store.for_update(_POINT)
         self._lock_current = store.for_update(_CURRENT)
-        self._lock_head = store.for_update(_HEAD, skip_locked=True)
-        self._lock_head_after = store.for_update(_HEAD_AFTER, skip_locked=True)
+        self._lock_head, self._lock_head_after = _head_statements(store)
 
     # --- publishing ---------------------------------------------------------
 
@@ -403,16 +419,22 @@ class Coordinator:
         next of the class is taken: two points never wait on each other or call the same ticket.
         """
         heads: list[TicketRow] = []
+        taken = list(s.info.get(_TAKEN, ()))
         for service_id in service_ids:
-            head = s.scalars(self._lock_head, {"service_id": service_id}).first()
+            head = s.scalars(self._lock_head, {"service_id": service_id, "taken": taken}).first()
             while head is not None:
                 heads.append(head)
-                after = {"service_id": service_id, "rank": head.priority_rank}
+                after = {"service_id": service_id, "taken": taken, "rank": head.priority_rank}
                 head = s.scalars(self._lock_head_after, after).first()
         return heads
 
     def _current_row(self, s: Session, serial: int) -> TicketRow | None:
-        return s.scalars(self._lock_current, {"serial": serial}).first()
+        """The ticket called at point ``serial``, as this transaction left it (written or not)."""
+        row = s.info.get(_CALLED_NOW, {}).get(serial)
+        if row is None:
+            row = s.scalars(self._lock_current, {"serial": serial}).first()
+        called = row is not None and row.state == TicketState.CALLED.value and row.point_serial == serial
+        return row if called else None
 
     def _recent_service_s(self, s: Session, service_id: int) -> list[float]:
         rows = s.execute(_RECENT_SERVICES, {"service_id": service_id, "limit": RECENT_SERVICES})
@@ -741,6 +763,7 @@ class Coordinator:
         )
         row.service = service_row
         s.add(row)
+        s.info[_JOINED] = True
         self._event(s, row, "issued", issued_at)
         return row
 
@@ -982,16 +1005,23 @@ class Coordinator:
         service: str | None,
     ) -> Job:
         def act(s: Session) -> tuple[Callable[[], dict[str, Any]], list[Message]]:
-            serial = serial_in(s)
-            point = self._point_row(s, serial, lock=True)
-            try:
-                # _act refuses before it writes: no savepoint (it would flush each command of a batch alone).
-                services, extra = self._act(s, point, action, specialist_id, service)
-                error = None
-            except NextupError as exc:
-                services, extra = [], []
-                error = {"code": exc.code, "message": exc.message}
-                _log_on_commit(s, "command refused", command_id=command_id, point=serial, reason=exc.message)
+            if s.info.pop(_JOINED, False):
+                s.flush()  # tickets that joined a queue in this batch: the class heads must see them
+                s.info.pop(_TAKEN, None)  # and see the calls too
+            # The commands of a batch are written together when it renders, not before each one's
+            # reads: the reads take this transaction's own calls into account (_class_heads, _current_row).
+            with s.no_autoflush:
+                serial = serial_in(s)
+                point = self._point_row(s, serial, lock=True)
+                try:
+                    # _act refuses before it writes: no savepoint needed.
+                    services, extra = self._act(s, point, action, specialist_id, service)
+                    error = None
+                except NextupError as exc:
+                    services, extra = [], []
+                    error = {"code": exc.code, "message": exc.message}
+                    why = exc.message
+                    _log_on_commit(s, "command refused", command_id=command_id, point=serial, reason=why)
             point.last_command_id = command_id
             point.last_error = error
             self._touch(s, services, [point])
@@ -1040,6 +1070,7 @@ class Coordinator:
             target_row = self._service_row(s, target.key)
             _apply(row, _ticket(row).transfer(target.key))
             row.service_id, row.service = target_row.id, target_row
+            s.info[_JOINED] = True
             event(row, "transferred")
             return [old_service, target_row.id], []
         action = PointAction(action)
@@ -1054,6 +1085,8 @@ class Coordinator:
         doing, transition, kind = _CURRENT_TICKET_ACTIONS[action]
         row = need_current(doing)
         _apply(row, transition(_ticket(row), now))
+        if row.state == _WAITING:
+            s.info[_JOINED] = True  # recalled
         event(row, kind)
         return [row.service_id], []
 
@@ -1082,6 +1115,8 @@ class Coordinator:
         point.ratio_state = list(ratio_state)
         row = by_id[called.id]  # type: ignore[index]
         _apply(row, called)
+        s.info.setdefault(_CALLED_NOW, {})[point.serial] = row
+        s.info.setdefault(_TAKEN, set()).add(row.id)
         row.specialist_id = specialist_id
         self._event(s, row, "called", now, point.serial, specialist_id)
         touched.append(row.service_id)

@@ -117,3 +117,39 @@ def test_people_ahead_of_a_new_ticket_agree_with_the_full_call_order(
         view = coordinator.issue_ticket("cash", "paid" if n % 3 == 0 else "free", channel=Channel.KIOSK)
         # The count made when issuing, against the order of the whole queue read afterwards.
         assert view.ahead == coordinator.ticket(view.token).ahead, (policy, n)
+
+
+def test_presses_in_one_batch_call_each_ticket_once_in_order_and_see_a_recall(
+    coordinator: Coordinator,
+) -> None:
+    coordinator.run([coordinator.ticket_request_job("kiosk-1", request()) for _ in range(5)])
+
+    def press(device: str, action: str = "next") -> Any:
+        return coordinator.command_job(device, Command(command_id=uuid.uuid4().hex, action=action))
+
+    answers = coordinator.run(
+        [
+            press("point-1"),
+            press("point-2"),
+            press("point-1"),  # serves A-001, calls A-003
+            press("point-2", "recall"),  # A-002 back to its place at the front
+            press("point-4"),  # A-002 again
+            press("point-2"),
+        ]
+    )
+    assert all(a.ok for a in answers), [a.error for a in answers]
+    current = {serial: coordinator.point_state(serial).current for serial in (1, 2, 4)}
+    assert {serial: c.number if c else None for serial, c in current.items()} == {
+        1: "A-003",
+        2: "A-004",
+        4: "A-002",
+    }
+    with coordinator.store.read() as s:
+        states = dict(s.execute(select(TicketRow.number, TicketRow.state)).all())
+    assert states == {
+        "A-001": "served",
+        "A-002": "called",
+        "A-003": "called",
+        "A-004": "called",
+        "A-005": "waiting",
+    }
