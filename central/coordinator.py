@@ -237,6 +237,23 @@ class TicketView:
 
 
 @dataclass(frozen=True)
+class _Device:
+    kind: str
+    point_serial: int | None
+    language: str | None
+
+
+@dataclass(frozen=True)
+class _Configuration:
+    """What changes only with the site's configuration: kept between transactions."""
+
+    version: int
+    rules: SiteRules
+    service_ids: dict[str, int]  # by key
+    devices: dict[str, _Device]  # by id
+
+
+@dataclass(frozen=True)
 class Job:
     """One message to act on once per ``message_id`` of ``source``, however often it is delivered.
 
@@ -299,7 +316,7 @@ class Coordinator:
         self.public_url = public_url.rstrip("/")
         self.clock = clock
         self._listeners: list[Callable[[list[Message]], None]] = []
-        self._rules: tuple[int, SiteRules, dict[str, int]] | None = None
+        self._rules: _Configuration | None = None
         # The locking forms of the hot statements, for this store's database.
         self._lock_point = store.for_update(_POINT)
         self._lock_current = store.for_update(_CURRENT)
@@ -348,16 +365,13 @@ class Coordinator:
 
     def rules(self, s: Session) -> SiteRules:
         """The site's rules, read again only when the configuration changed."""
-        return self._configuration(s)[1]
+        return self._configuration(s).rules
 
-    def _service_ids(self, s: Session) -> dict[str, int]:
-        """Each service's row id by its key (read with the rules)."""
-        return self._configuration(s)[2]
-
-    def _configuration(self, s: Session) -> tuple[int, SiteRules, dict[str, int]]:
+    def _configuration(self, s: Session) -> _Configuration:
+        """The site's configuration, read again only when it changed (every change bumps its version)."""
         site = self._site_row(s)
         cached = self._rules
-        if cached is not None and cached[0] == site.config_version and site.config_version:
+        if cached is not None and cached.version == site.config_version and site.config_version:
             return cached
         services = s.scalars(select(ServiceRow)).all()
         weekly: dict[int, list[tuple[time, time]]] = {}
@@ -376,7 +390,9 @@ class Coordinator:
             hours=OpeningHours({d: tuple(i) for d, i in weekly.items()}, closed),
             language=site.language,
         )
-        self._rules = (site.config_version, rules, {r.key: r.id for r in services})
+        registered = select(DeviceRow.id, DeviceRow.kind, DeviceRow.point_serial, DeviceRow.language)
+        devices = {d.id: _Device(d.kind, d.point_serial, d.language) for d in s.execute(registered)}
+        self._rules = _Configuration(site.config_version, rules, {r.key: r.id for r in services}, devices)
         return self._rules
 
     @staticmethod
@@ -399,18 +415,14 @@ class Coordinator:
 
         return _held(s, ServiceRow, key, load)
 
-    def _device_row(self, s: Session, device_id: str, kind: DeviceKind) -> DeviceRow:
-        held = s.info.setdefault(_HELD, {})
-        if (DeviceRow, device_id) not in held:
-            # A site has tens of devices: one read serves a whole batch of their messages.
-            held.update({(DeviceRow, d.id): d for d in s.scalars(select(DeviceRow))})
-            held.setdefault((DeviceRow, device_id), None)
-        row = held[DeviceRow, device_id]
-        if row is None:
+    def _device(self, s: Session, device_id: str, kind: DeviceKind) -> _Device:
+        """The registered device ``device_id``, which must be a ``kind``."""
+        device = self._configuration(s).devices.get(device_id)
+        if device is None:
             raise UnknownDevice(f"Device {device_id!r} is not in the site's registry")
-        if row.kind != kind.value:
-            raise NotPermitted(f"Device {device_id!r} is a {row.kind}, not a {kind.value}")
-        return row
+        if device.kind != kind.value:
+            raise NotPermitted(f"Device {device_id!r} is a {device.kind}, not a {kind.value}")
+        return device
 
     def _class_heads(self, s: Session, service_ids: Iterable[int]) -> list[TicketRow]:
         """The first waiting ticket of each class of each service, locked for calling.
@@ -540,7 +552,7 @@ class Coordinator:
         counts = self._waiting_counts(s) if counts is None else counts
         # Plain columns, not rows: the board is built on every change.
         recent = s.execute(_LAST_CALLS, {"limit": BOARD_CALLS})
-        ids = self._service_ids(s)
+        ids = self._configuration(s).service_ids
         services = sorted(v.key for v in self.rules(s).services.values() if v.active)
         return Board(
             calls=[
@@ -922,7 +934,7 @@ class Coordinator:
         """A kiosk's request as a job for ``run``; its answer is a ``TicketReply``."""
 
         def act(s: Session) -> tuple[dict[str, Any], list[Message]]:
-            device = self._device_row(s, device_id, DeviceKind.KIOSK)
+            device = self._device(s, device_id, DeviceKind.KIOSK)
             language = request.language or device.language
             try:
                 # _issue refuses before it writes: no savepoint needed (it would flush every ticket alone).
@@ -937,7 +949,7 @@ class Coordinator:
     def handle_ticket_printed(self, device_id: str, report: TicketPrinted) -> None:
         """Record whether a kiosk's ticket came out of the printer."""
         with self.store.write() as s:
-            self._device_row(s, device_id, DeviceKind.KIOSK)
+            self._device(s, device_id, DeviceKind.KIOSK)
             row = s.scalars(
                 select(TicketRow)
                 .where(TicketRow.device_id == device_id, TicketRow.number == report.number)
@@ -961,7 +973,7 @@ class Coordinator:
         """A point unit's button press as a job for ``run``; its answer is a ``CommandResult``."""
 
         def serial_of_device(s: Session) -> int:
-            device = self._device_row(s, device_id, DeviceKind.POINT)
+            device = self._device(s, device_id, DeviceKind.POINT)
             if device.point_serial is None:
                 raise NotPermitted(f"Device {device_id!r} drives no point")
             return device.point_serial

@@ -133,7 +133,7 @@ def grant_leases(coordinator: Coordinator, device_id: str, request: LeaseRequest
 def _lock_kiosk(coordinator: Coordinator, s: Session, device_id: str) -> DeviceRow:
     # Locking the kiosk's row serialises its grants: two instances answering the same request
     # must not each add a block.
-    coordinator._device_row(s, device_id, DeviceKind.KIOSK)
+    coordinator._device(s, device_id, DeviceKind.KIOSK)
     return s.scalars(coordinator.store.for_update(select(DeviceRow).where(DeviceRow.id == device_id))).one()
 
 

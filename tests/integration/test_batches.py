@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from central import registry
 from central.coordinator import Coordinator
 from central.domain import Channel
 from central.domain.errors import NextupError
@@ -153,3 +154,14 @@ def test_presses_in_one_batch_call_each_ticket_once_in_order_and_see_a_recall(
         "A-004": "called",
         "A-005": "waiting",
     }
+
+
+def test_a_device_moved_to_another_point_acts_there_at_once(coordinator: Coordinator) -> None:
+    coordinator.run([coordinator.ticket_request_job("kiosk-1", request("loans"))])
+    # Point 1 serves only cash: the unit refuses while it drives point 1.
+    (refused,) = coordinator.run([coordinator.command_job("point-1", Command(uuid.uuid4().hex, "next"))])
+    assert not refused.ok
+
+    registry.save_device(coordinator, id="point-1", kind="point", point=3, editing="point-1")
+    (called,) = coordinator.run([coordinator.command_job("point-1", Command(uuid.uuid4().hex, "next"))])
+    assert called.ok and called.state.serial == 3 and called.state.current.number == "B-001"
