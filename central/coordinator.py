@@ -316,7 +316,7 @@ class Coordinator:
         self.public_url = public_url.rstrip("/")
         self.clock = clock
         self._listeners: list[Callable[[list[Message]], None]] = []
-        self._rules: _Configuration | None = None
+        self._config: _Configuration | None = None
         # The locking forms of the hot statements, for this store's database.
         self._lock_point = store.for_update(_POINT)
         self._lock_current = store.for_update(_CURRENT)
@@ -370,7 +370,7 @@ class Coordinator:
     def _configuration(self, s: Session) -> _Configuration:
         """The site's configuration, read again only when it changed (every change bumps its version)."""
         site = self._site_row(s)
-        cached = self._rules
+        cached = self._config
         if cached is not None and cached.version == site.config_version and site.config_version:
             return cached
         services = s.scalars(select(ServiceRow)).all()
@@ -392,8 +392,8 @@ class Coordinator:
         )
         registered = select(DeviceRow.id, DeviceRow.kind, DeviceRow.point_serial, DeviceRow.language)
         devices = {d.id: _Device(d.kind, d.point_serial, d.language) for d in s.execute(registered)}
-        self._rules = _Configuration(site.config_version, rules, {r.key: r.id for r in services}, devices)
-        return self._rules
+        self._config = _Configuration(site.config_version, rules, {r.key: r.id for r in services}, devices)
+        return self._config
 
     @staticmethod
     def configuration_changed(s: Session) -> None:
@@ -1202,7 +1202,7 @@ def _held(s: Session, kind: type, key: Any, load: Callable[[], Any]) -> Any:
     """The row of ``kind`` by ``key``, loaded once per transaction.
 
     The session's identity map holds unchanged rows weakly: without this, every job of
-    a batch would read the site, its device and its service again.
+    a batch would read the site and its service again.
     """
     held = s.info.setdefault(_HELD, {})
     if (kind, key) not in held:
