@@ -188,8 +188,7 @@ _QUEUES = "nextup.queues"
 _HELD = "nextup.held"
 _LOG_LINES = "nextup.log_lines"
 _JOINED = "nextup.joined"
-_CALLED_NOW = "nextup.called_now"
-_TAKEN = "nextup.taken"
+_CALLS = "nextup.calls"  # the tickets this transaction called, in order, maybe not written yet
 
 BOARD_CALLS = 10
 RECENT_SERVICES = 20
@@ -431,7 +430,8 @@ class Coordinator:
         next of the class is taken: two points never wait on each other or call the same ticket.
         """
         heads: list[TicketRow] = []
-        taken = list(s.info.get(_TAKEN, ()))
+        # Called earlier in this batch and maybe not written yet: the database may still have them waiting.
+        taken = [row.id for row in s.info.get(_CALLS, ()) if row.state != _WAITING]
         for service_id in service_ids:
             head = s.scalars(self._lock_head, {"service_id": service_id, "taken": taken}).first()
             while head is not None:
@@ -442,11 +442,14 @@ class Coordinator:
 
     def _current_row(self, s: Session, serial: int) -> TicketRow | None:
         """The ticket called at point ``serial``, as this transaction left it (written or not)."""
-        row = s.info.get(_CALLED_NOW, {}).get(serial)
-        if row is None:
-            row = s.scalars(self._lock_current, {"serial": serial}).first()
-        called = row is not None and row.state == TicketState.CALLED.value and row.point_serial == serial
-        return row if called else None
+        def called_here(row: TicketRow | None) -> bool:
+            return row is not None and row.state == TicketState.CALLED.value and row.point_serial == serial
+
+        for row in reversed(s.info.get(_CALLS, ())):
+            if called_here(row):
+                return row
+        row = s.scalars(self._lock_current, {"serial": serial}).first()
+        return row if called_here(row) else None
 
     def _recent_service_s(self, s: Session, service_id: int) -> list[float]:
         rows = s.execute(_RECENT_SERVICES, {"service_id": service_id, "limit": RECENT_SERVICES})
@@ -552,8 +555,9 @@ class Coordinator:
         counts = self._waiting_counts(s) if counts is None else counts
         # Plain columns, not rows: the board is built on every change.
         recent = s.execute(_LAST_CALLS, {"limit": BOARD_CALLS})
-        ids = self._configuration(s).service_ids
-        services = sorted(v.key for v in self.rules(s).services.values() if v.active)
+        config = self._configuration(s)
+        ids = config.service_ids
+        services = sorted(v.key for v in config.rules.services.values() if v.active)
         return Board(
             calls=[
                 CallInfo(number, serial, name or "", service, called_at.isoformat(), language)
@@ -616,33 +620,32 @@ class Coordinator:
         )
 
     @staticmethod
-    def _touch(s: Session, service_ids: Iterable[int], points: Iterable[PointRow] = ()) -> None:
-        """Mark the queues of ``service_ids`` and ``points`` changed in this transaction.
+    def _touch(s: Session, service_ids: Iterable[int], point_serial: int | None = None) -> None:
+        """Mark the queues of ``service_ids`` (and the point ``point_serial``) changed in this transaction.
 
         The board and point states are rendered once per transaction (see ``_render``),
         however many tickets and commands it holds.
         """
-        services, touched = s.info.setdefault(_TOUCHED, (set(), {}))
+        services, serials = s.info.setdefault(_TOUCHED, (set(), set()))
         services.update(service_ids)
-        for point in points:
+        if point_serial is not None:
             # A command may change the queue, the service times and the points at work.
-            touched[point.serial] = point
+            serials.add(point_serial)
             s.info.pop(_PACE, None)
             s.info.pop(_QUEUES, None)
 
     def _render(self, s: Session) -> list[Message]:
         """Board and the states of the points touched and of every point providing a touched service."""
-        services, points = s.info.pop(_TOUCHED, (set(), {}))
-        if not services and not points:
+        services, serials = s.info.pop(_TOUCHED, (set(), set()))
+        if not services and not serials:
             return []
-        messages = self._changes(s, services, points.values())
+        messages = self._changes(s, services, serials)
         s.info[_RENDERED] = {m.topic: m.payload for m in messages}
         return messages
 
-    def _changes(self, s: Session, service_ids: Iterable[int], points: Iterable[PointRow]) -> list[Message]:
+    def _changes(self, s: Session, service_ids: Iterable[int], serials: Iterable[int]) -> list[Message]:
         version = self._bump_version(s)  # first: its flush makes the reads below see the batch
         counts = self._waiting_counts(s)
-        serials = [p.serial for p in points]
         states = self._point_states(s, version, counts, serials=serials, service_ids=service_ids)
         return [self._board_message(s, version, counts), *map(self._point_message, states)]
 
@@ -1019,7 +1022,6 @@ class Coordinator:
         def act(s: Session) -> tuple[Callable[[], dict[str, Any]], list[Message]]:
             if s.info.pop(_JOINED, False):
                 s.flush()  # tickets that joined a queue in this batch: the class heads must see them
-                s.info.pop(_TAKEN, None)  # and see the calls too
             # The commands of a batch are written together when it renders, not before each one's
             # reads: the reads take this transaction's own calls into account (_class_heads, _current_row).
             with s.no_autoflush:
@@ -1036,7 +1038,7 @@ class Coordinator:
                     _log_on_commit(s, "command refused", command_id=command_id, point=serial, reason=why)
             point.last_command_id = command_id
             point.last_error = error
-            self._touch(s, services, [point])
+            self._touch(s, services, point.serial)
 
             def answer() -> dict[str, Any]:
                 # The point's state as published with this transaction.
@@ -1127,8 +1129,7 @@ class Coordinator:
         point.ratio_state = list(ratio_state)
         row = by_id[called.id]  # type: ignore[index]
         _apply(row, called)
-        s.info.setdefault(_CALLED_NOW, {})[point.serial] = row
-        s.info.setdefault(_TAKEN, set()).add(row.id)
+        s.info.setdefault(_CALLS, []).append(row)
         row.specialist_id = specialist_id
         self._event(s, row, "called", now, point.serial, specialist_id)
         touched.append(row.service_id)

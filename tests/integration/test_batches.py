@@ -165,3 +165,14 @@ def test_a_device_moved_to_another_point_acts_there_at_once(coordinator: Coordin
     registry.save_device(coordinator, id="point-1", kind="point", point=3, editing="point-1")
     (called,) = coordinator.run([coordinator.command_job("point-1", Command(uuid.uuid4().hex, "next"))])
     assert called.ok and called.state.serial == 3 and called.state.current.number == "B-001"
+
+
+def test_a_press_calls_a_ticket_issued_earlier_in_its_batch(coordinator: Coordinator) -> None:
+    def press() -> Any:
+        return coordinator.command_job("point-1", Command(uuid.uuid4().hex, "next"))
+
+    # The day's first ticket, called: the queue is empty and the day's counter exists.
+    coordinator.run([coordinator.ticket_request_job("kiosk-1", request()), press()])
+    issued, called = coordinator.run([coordinator.ticket_request_job("kiosk-1", request()), press()])
+    assert called.ok, called.error
+    assert called.state.current.number == issued.ticket.number == "A-002"
