@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from functools import lru_cache
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, all_, and_, bindparam, event, func, insert, or_, select, tuple_, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import and_, bindparam, event, func, insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
 from central.domain import (
     Channel,
@@ -151,33 +151,45 @@ _POINT_LINES = (
     .outerjoin(point_services, point_services.c.point_id == _POINTS.c.id)
     .order_by(_POINTS.c.serial)
 )
-_POINT = select(PointRow).where(PointRow.serial == bindparam("serial")).options(joinedload(PointRow.services))
-_CURRENT = select(TicketRow).where(
-    TicketRow.point_serial == bindparam("serial"), TicketRow.state == TicketState.CALLED.value
+# A point as a press needs it, one line per service it provides (its row locked where the database can).
+_POINT_LINES_OF = (
+    select(
+        _POINTS.c.id,
+        _POINTS.c.serial,
+        _POINTS.c.name,
+        _POINTS.c.active,
+        _POINTS.c.ratio_state,
+        _SERVICES.c.id.label("service_id"),
+        _SERVICES.c.key.label("service_key"),
+    )
+    .outerjoin(point_services, point_services.c.point_id == _POINTS.c.id)
+    .outerjoin(_SERVICES, _SERVICES.c.id == point_services.c.service_id)
+    .where(_POINTS.c.serial == bindparam("serial"))
+    .order_by(_SERVICES.c.key)
 )
+# Tickets as plain lines with their service's key: a press reads and writes them without ORM objects.
+_TICKET_LINES = select(
+    *(c for c in _TICKETS.c if c.key not in ("device_id", "printed", "print_error")),
+    _SERVICES.c.key.label("service_key"),
+).join(_SERVICES, _SERVICES.c.id == _TICKETS.c.service_id)
+_CURRENT = _TICKET_LINES.where(
+    _TICKETS.c.point_serial == bindparam("serial"), _TICKETS.c.state == TicketState.CALLED.value
+)
+_HEAD = (
+    _TICKET_LINES.where(_TICKETS.c.state == _WAITING, _TICKETS.c.service_id == bindparam("service_id"))
+    .order_by(_TICKETS.c.priority_rank, _TICKETS.c.issued_at, _TICKETS.c.seq, _TICKETS.c.id)
+    .limit(1)
+)
+_HEAD_AFTER = _HEAD.where(_TICKETS.c.priority_rank > bindparam("rank"))
+# Which columns are set comes from the parameters given.
+_UPDATE_TICKET = update(_TICKETS).where(_TICKETS.c.id == bindparam("ticket_id"))
+_UPDATE_POINT = update(_POINTS).where(_POINTS.c.id == bindparam("point_id"))
+_INSERT_EVENTS = insert(TicketEventRow.__table__)
 
 _FIRST_CLASS = select(func.min(_TICKETS.c.priority_rank)).where(
     _TICKETS.c.state == _WAITING, _TICKETS.c.service_id == bindparam("service_id")
 )
 _NEXT_CLASS = _FIRST_CLASS.where(_TICKETS.c.priority_rank > bindparam("rank"))
-
-
-def _head_statements(store: Store) -> tuple[Any, Any]:
-    """The first waiting ticket of a service, and of its next class after ``rank``, locked for calling;
-    neither is one of the tickets ``taken`` (called earlier in the batch, not written yet)."""
-    if store.is_sqlite:
-        free = TicketRow.id.not_in(bindparam("taken", expanding=True))
-    else:
-        # One statement text however many are taken, so PostgreSQL plans it once.
-        free = TicketRow.id != all_(bindparam("taken", type_=postgresql.ARRAY(Integer)))
-    head = (
-        select(TicketRow)
-        .where(TicketRow.state == _WAITING, TicketRow.service_id == bindparam("service_id"), free)
-        .order_by(TicketRow.priority_rank, TicketRow.issued_at, TicketRow.seq, TicketRow.id)
-        .limit(1)
-    )
-    after = head.where(TicketRow.priority_rank > bindparam("rank"))
-    return store.for_update(head, skip_locked=True), store.for_update(after, skip_locked=True)
 
 
 # Keys of Session.info: what a transaction changed, and the states rendered from it.
@@ -187,8 +199,8 @@ _PACE = "nextup.pace"
 _QUEUES = "nextup.queues"
 _HELD = "nextup.held"
 _LOG_LINES = "nextup.log_lines"
-_JOINED = "nextup.joined"
-_CALLS = "nextup.calls"  # the tickets this transaction called, in order, maybe not written yet
+EVENTS = "nextup.events"
+"""Key of Session.info: the ``TicketEvent``s of the transaction, inserted when it commits."""
 
 BOARD_CALLS = 10
 RECENT_SERVICES = 20
@@ -233,6 +245,32 @@ class TicketView:
         out["issued_at"] = self.issued_at.isoformat()
         out["called_at"] = self.called_at.isoformat() if self.called_at else None
         return out
+
+
+@dataclass(frozen=True)
+class TicketEvent:
+    """A transition of a ticket in a transaction: written as a ``TicketEventRow`` when it commits."""
+
+    of: int | TicketRow
+    """The ticket's id, or its row while the ticket may not be inserted yet."""
+    ticket: Ticket
+    """The ticket after the transition."""
+    kind: str
+    at: datetime
+    point_serial: int | None
+    specialist_id: int | None
+
+
+@dataclass
+class _PointAtWork:
+    """A point as a command reads and changes it."""
+
+    id: int
+    serial: int
+    name: str
+    active: bool
+    ratio_state: list[int]
+    services: tuple[tuple[int, str], ...]  # (id, key), by key
 
 
 @dataclass(frozen=True)
@@ -316,10 +354,12 @@ class Coordinator:
         self.clock = clock
         self._listeners: list[Callable[[list[Message]], None]] = []
         self._config: _Configuration | None = None
-        # The locking forms of the hot statements, for this store's database.
-        self._lock_point = store.for_update(_POINT)
-        self._lock_current = store.for_update(_CURRENT)
-        self._lock_head, self._lock_head_after = _head_statements(store)
+        # The locking forms of the hot statements, for this store's database. Heads another point
+        # is calling right now are passed over (SKIP LOCKED): two points never wait on each other.
+        self._lock_point = store.for_update(_POINT_LINES_OF, of=_POINTS)
+        self._lock_current = store.for_update(_CURRENT, of=_TICKETS)
+        self._lock_head = store.for_update(_HEAD, of=_TICKETS, skip_locked=True)
+        self._lock_head_after = store.for_update(_HEAD_AFTER, of=_TICKETS, skip_locked=True)
 
     # --- publishing ---------------------------------------------------------
 
@@ -402,11 +442,16 @@ class Coordinator:
             s.flush()
         s.execute(update(SiteRow).where(SiteRow.id == 1).values(config_version=SiteRow.config_version + 1))
 
-    def _point_row(self, s: Session, serial: int, *, lock: bool = False) -> PointRow:
-        row = s.scalars(self._lock_point if lock else _POINT, {"serial": serial}).unique().one_or_none()
-        if row is None:
+    def _point_at_work(self, s: Session, serial: int) -> _PointAtWork:
+        """Point ``serial`` with the services it provides, locked for a command."""
+        lines = s.execute(self._lock_point, {"serial": serial}).all()
+        if not lines:
             raise UnknownPoint(f"There is no point with serial {serial}")
-        return row
+        first = lines[0]
+        services = tuple((line.service_id, line.service_key) for line in lines if line.service_id is not None)
+        return _PointAtWork(
+            first.id, first.serial, first.name, first.active, first.ratio_state or [], services
+        )
 
     def _service_row(self, s: Session, key: str) -> ServiceRow:
         def load() -> ServiceRow:
@@ -423,33 +468,16 @@ class Coordinator:
             raise NotPermitted(f"Device {device_id!r} is a {device.kind}, not a {kind.value}")
         return device
 
-    def _class_heads(self, s: Session, service_ids: Iterable[int]) -> list[TicketRow]:
-        """The first waiting ticket of each class of each service, locked for calling.
-
-        Heads another point is calling right now are skipped (PostgreSQL: SKIP LOCKED) and the
-        next of the class is taken: two points never wait on each other or call the same ticket.
-        """
-        heads: list[TicketRow] = []
-        # Called earlier in this batch and maybe not written yet: the database may still have them waiting.
-        taken = [row.id for row in s.info.get(_CALLS, ()) if row.state != _WAITING]
+    def _class_heads(self, s: Session, service_ids: Iterable[int]) -> list[Any]:
+        """The first waiting ticket of each class of each service, locked for calling."""
+        heads: list[Any] = []
         for service_id in service_ids:
-            head = s.scalars(self._lock_head, {"service_id": service_id, "taken": taken}).first()
+            head = s.execute(self._lock_head, {"service_id": service_id}).first()
             while head is not None:
                 heads.append(head)
-                after = {"service_id": service_id, "taken": taken, "rank": head.priority_rank}
-                head = s.scalars(self._lock_head_after, after).first()
+                after = {"service_id": service_id, "rank": head.priority_rank}
+                head = s.execute(self._lock_head_after, after).first()
         return heads
-
-    def _current_row(self, s: Session, serial: int) -> TicketRow | None:
-        """The ticket called at point ``serial``, as this transaction left it (written or not)."""
-        def called_here(row: TicketRow | None) -> bool:
-            return row is not None and row.state == TicketState.CALLED.value and row.point_serial == serial
-
-        for row in reversed(s.info.get(_CALLS, ())):
-            if called_here(row):
-                return row
-        row = s.scalars(self._lock_current, {"serial": serial}).first()
-        return row if called_here(row) else None
 
     def _recent_service_s(self, s: Session, service_id: int) -> list[float]:
         rows = s.execute(_RECENT_SERVICES, {"service_id": service_id, "limit": RECENT_SERVICES})
@@ -778,7 +806,6 @@ class Coordinator:
         )
         row.service = service_row
         s.add(row)
-        s.info[_JOINED] = True
         self._event(s, row, "issued", issued_at)
         return row
 
@@ -844,8 +871,9 @@ class Coordinator:
             ).one_or_none()
             if row is None:
                 raise UnknownTicket("There is no such ticket")
-            _apply(row, _ticket(row).cancel(now))
-            self._event(s, row, "cancelled", now)
+            cancelled = _ticket(row).cancel(now)
+            _apply(row, cancelled)
+            self._event(s, row, "cancelled", now, ticket=cancelled)
             self._touch(s, [row.service_id])
             messages = self._render(s)
             view = self._view(row, 0, 0, None)
@@ -1020,24 +1048,27 @@ class Coordinator:
         service: str | None,
     ) -> Job:
         def act(s: Session) -> tuple[Callable[[], dict[str, Any]], list[Message]]:
-            if s.info.pop(_JOINED, False):
-                s.flush()  # tickets that joined a queue in this batch: the class heads must see them
-            # The commands of a batch are written together when it renders, not before each one's
-            # reads: the reads take this transaction's own calls into account (_class_heads, _current_row).
-            with s.no_autoflush:
-                serial = serial_in(s)
-                point = self._point_row(s, serial, lock=True)
-                try:
-                    # _act refuses before it writes: no savepoint needed.
-                    services, extra = self._act(s, point, action, specialist_id, service)
-                    error = None
-                except NextupError as exc:
-                    services, extra = [], []
-                    error = {"code": exc.code, "message": exc.message}
-                    why = exc.message
-                    _log_on_commit(s, "command refused", command_id=command_id, point=serial, reason=why)
-            point.last_command_id = command_id
-            point.last_error = error
+            serial = serial_in(s)
+            point = self._point_at_work(s, serial)
+            try:
+                # _act refuses before it writes: no savepoint needed.
+                services, extra = self._act(s, point, action, specialist_id, service)
+                error = None
+            except NextupError as exc:
+                services, extra = [], []
+                error = {"code": exc.code, "message": exc.message}
+                why = exc.message
+                _log_on_commit(s, "command refused", command_id=command_id, point=serial, reason=why)
+            s.execute(
+                _UPDATE_POINT,
+                {
+                    "point_id": point.id,
+                    "active": point.active,
+                    "ratio_state": point.ratio_state,
+                    "last_command_id": command_id,
+                    "last_error": error,
+                },
+            )
             self._touch(s, services, point.serial)
 
             def answer() -> dict[str, Any]:
@@ -1052,7 +1083,7 @@ class Coordinator:
     def _act(
         self,
         s: Session,
-        point: PointRow,
+        point: _PointAtWork,
         action: PointAction | str,
         specialist_id: int | None,
         service_key: str | None,
@@ -1064,29 +1095,24 @@ class Coordinator:
         now = self.clock()
         if action == PointAction.NEXT:
             return self._call_next(s, point, specialist_id, now)
-        current = self._current_row(s, point.serial)
+        current = self._current_line(s, point.serial)
 
-        def event(row: TicketRow, kind: str) -> None:
-            self._event(s, row, kind, now, point.serial, specialist_id)
-
-        def need_current(doing: str) -> TicketRow:
+        def need_current(doing: str) -> Any:
             if current is None:
                 raise IllegalTransition(f"Cannot {doing}: no ticket is called at {point.name}")
             return current
 
         if action == "transfer":
-            row = need_current("transfer")
-            rules = self.rules(s)
-            target = rules.service(service_key or "")
+            line = need_current("transfer")
+            target = self.rules(s).service(service_key or "")
             if not target.active:
                 raise ServiceInactive(f"{target.name} is not taking tickets now")
-            old_service = row.service_id
-            target_row = self._service_row(s, target.key)
-            _apply(row, _ticket(row).transfer(target.key))
-            row.service_id, row.service = target_row.id, target_row
-            s.info[_JOINED] = True
-            event(row, "transferred")
-            return [old_service, target_row.id], []
+            target_id = self._configuration(s).service_ids[target.key]
+            ticket = _ticket_of(line).transfer(target.key)
+            self._write(
+                s, line, ticket, "transferred", now, point.serial, specialist_id, service_id=target_id
+            )
+            return [line.service_id, target_id], []
         action = PointAction(action)
         if action is PointAction.ACTIVATE:
             point.active = True
@@ -1097,66 +1123,114 @@ class Coordinator:
         if action not in _CURRENT_TICKET_ACTIONS:
             raise IllegalTransition(f"Unknown action {action}")
         doing, transition, kind = _CURRENT_TICKET_ACTIONS[action]
-        row = need_current(doing)
-        _apply(row, transition(_ticket(row), now))
-        if row.state == _WAITING:
-            s.info[_JOINED] = True  # recalled
-        event(row, kind)
-        return [row.service_id], []
+        line = need_current(doing)
+        self._write(s, line, transition(_ticket_of(line), now), kind, now, point.serial, specialist_id)
+        return [line.service_id], []
 
     def _call_next(
-        self, s: Session, point: PointRow, specialist_id: int | None, now: datetime
+        self, s: Session, point: _PointAtWork, specialist_id: int | None, now: datetime
     ) -> tuple[list[int], list[Message]]:
         """The client at the point is done, then the next one is called."""
-        current = self._current_row(s, point.serial)
-        domain_point = _point(point)
+        current = self._current_line(s, point.serial)
+        domain_point = Point(
+            point.serial, point.name, frozenset(key for _, key in point.services), point.active
+        )
         # Every policy calls the first ticket of some class: the heads are all it needs to see.
-        heads = self._class_heads(s, [svc.id for svc in point.services])
-        by_id = {r.id: r for r in heads}
+        heads = self._class_heads(s, [service_id for service_id, _ in point.services])
+        by_id = {line.id: line for line in heads}
         called, ratio_state = call_next(
             domain_point,
-            [_ticket(r) for r in heads],
+            [_ticket_of(line) for line in heads],
             self.rules(s).policy,
             now,
-            tuple(point.ratio_state or ()),
+            tuple(point.ratio_state),
         )
         # Decided; only now is anything written (nobody waiting leaves the current client called).
         touched: list[int] = []
-        if current is not None and domain_point.active:
-            _apply(current, _ticket(current).serve(now))
-            self._event(s, current, "served", now, point.serial, specialist_id)
+        if current is not None and point.active:
+            self._write(
+                s, current, _ticket_of(current).serve(now), "served", now, point.serial, specialist_id
+            )
             touched.append(current.service_id)
         point.ratio_state = list(ratio_state)
-        row = by_id[called.id]  # type: ignore[index]
-        _apply(row, called)
-        s.info.setdefault(_CALLS, []).append(row)
-        row.specialist_id = specialist_id
-        self._event(s, row, "called", now, point.serial, specialist_id)
-        touched.append(row.service_id)
-        call = Message(
-            self.topics.call, _call_info(row, {point.serial: point.name}).to_json(), expiry_s=CALL_EXPIRY_S
+        line = by_id[called.id]
+        self._write(s, line, called, "called", now, point.serial, specialist_id, specialist_id=specialist_id)
+        touched.append(line.service_id)
+        assert called.called_at is not None
+        info = CallInfo(
+            called.number,
+            point.serial,
+            point.name,
+            called.service,
+            called.called_at.isoformat(),
+            called.language,
         )
-        return touched, [call]
+        return touched, [Message(self.topics.call, info.to_json(), expiry_s=CALL_EXPIRY_S)]
 
-    @staticmethod
-    def _event(
+    def _current_line(self, s: Session, serial: int) -> Any:
+        """The ticket called at point ``serial``, locked, or None."""
+        return s.execute(self._lock_current, {"serial": serial}).first()
+
+    def _write(
+        self,
         s: Session,
-        row: TicketRow,
+        line: Any,
+        ticket: Ticket,
+        kind: str,
+        now: datetime,
+        serial: int,
+        specialist: int | None,
+        **columns: Any,
+    ) -> None:
+        """Write the transition of the ticket read as ``line`` to ``ticket``, with its event ``kind``.
+
+        At once, on the table: a later press of the same batch reads the queue as this one left it.
+        """
+        values = {
+            "ticket_id": line.id,
+            "state": ticket.state.value,
+            "point_serial": ticket.point,
+            "called_at": ticket.called_at,
+            "finished_at": ticket.finished_at,
+            "calls": ticket.calls,
+        }
+        s.execute(_UPDATE_TICKET, values | columns)
+        self._event(s, line.id, kind, now, serial, specialist, ticket=ticket)
+
+    def _event(
+        self,
+        s: Session,
+        of: int | TicketRow,
         kind: str,
         now: datetime,
         serial: int | None = None,
         specialist_id: int | None = None,
+        *,
+        ticket: Ticket | None = None,
     ) -> None:
-        s.add(
-            TicketEventRow(
-                ticket=row,
-                at=now,
-                kind=kind,
-                point_serial=serial,
-                service_key=row.service.key,
-                specialist_id=specialist_id,
-            )
-        )
+        """Record event ``kind`` of ticket ``of`` (its id, or its row while it may not be inserted yet),
+        whose state after it is ``ticket`` (read from the row when not given)."""
+        if ticket is None:
+            assert isinstance(of, TicketRow)
+            ticket = _ticket(of)
+        events = s.info.get(EVENTS)
+        if events is None:
+            events = s.info[EVENTS] = []
+            event.listen(s, "before_commit", _insert_events)
+        events.append(TicketEvent(of, ticket, kind, now, serial, specialist_id))
+
+    @staticmethod
+    @contextmanager
+    def savepoint(s: Session) -> Iterator[None]:
+        """A savepoint: the events and log lines recorded in it are forgotten if it rolls back."""
+        kept = {key: len(s.info.get(key, ())) for key in (EVENTS, _LOG_LINES)}
+        try:
+            with s.begin_nested():
+                yield
+        except BaseException:
+            for key, length in kept.items():
+                del s.info.get(key, [])[length:]
+            raise
 
     # --- devices -------------------------------------------------------------
 
@@ -1194,6 +1268,26 @@ def _log_on_commit(s: Session, message: str, **extra: Any) -> None:
     lines.append((message, extra))
 
 
+def _insert_events(s: Session) -> None:
+    events: list[TicketEvent] = s.info.get(EVENTS, [])
+    if not events:
+        return
+    s.flush()  # tickets issued in this transaction get their ids
+    rows = [
+        {
+            "ticket_id": e.of if isinstance(e.of, int) else e.of.id,
+            "at": e.at,
+            "kind": e.kind,
+            "point_serial": e.point_serial,
+            "service_key": e.ticket.service,
+            "specialist_id": e.specialist_id,
+        }
+        for e in events
+    ]
+    # On the table, in one statement: nothing reads the events back in the transaction.
+    s.execute(_INSERT_EVENTS, rows)
+
+
 def _write_log_lines(s: Session) -> None:
     for message, extra in s.info.pop(_LOG_LINES, ()):
         log.info(message, extra=extra)
@@ -1229,12 +1323,6 @@ def _service(row: ServiceRow) -> Service:
     )
 
 
-def _point(row: PointRow) -> Point:
-    return Point(
-        serial=row.serial, name=row.name, services=frozenset(s.key for s in row.services), active=row.active
-    )
-
-
 def _ticket(row: TicketRow) -> Ticket:
     return Ticket(
         number=row.number,
@@ -1256,24 +1344,34 @@ def _ticket(row: TicketRow) -> Ticket:
     )
 
 
+def _ticket_of(line: Any) -> Ticket:
+    """The domain ticket of a line of ``_TICKET_LINES``."""
+    return Ticket(
+        number=line.number,
+        service=line.service_key,
+        priority=line.priority,
+        priority_rank=line.priority_rank,
+        seq=line.seq,
+        day=line.day,
+        issued_at=line.issued_at,
+        channel=Channel(line.channel),
+        token=line.token,
+        language=line.language,
+        state=TicketState(line.state),
+        point=line.point_serial,
+        called_at=line.called_at,
+        finished_at=line.finished_at,
+        calls=line.calls,
+        id=line.id,
+    )
+
+
 def _apply(row: TicketRow, ticket: Ticket) -> None:
     row.state = ticket.state.value
     row.point_serial = ticket.point
     row.called_at = ticket.called_at
     row.finished_at = ticket.finished_at
     row.calls = ticket.calls
-
-
-def _call_info(row: TicketRow, point_names: dict[int, str]) -> CallInfo:
-    assert row.point_serial is not None and row.called_at is not None
-    return CallInfo(
-        number=row.number,
-        point=row.point_serial,
-        point_name=point_names.get(row.point_serial, ""),
-        service=row.service.key,
-        at=row.called_at.isoformat(),
-        language=row.language,
-    )
 
 
 def _command_dict(result: CommandResult) -> dict[str, Any]:

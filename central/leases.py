@@ -310,7 +310,7 @@ def accept_offline_ticket(
     def act(s: Session) -> tuple[dict[str, Any], list[Message]]:
         _lock_kiosk(coordinator, s, device_id)
         try:
-            with s.begin_nested():
+            with coordinator.savepoint(s):
                 ack, messages = _enter(coordinator, s, device_id, ticket)
         except NextupError as exc:
             log.warning(

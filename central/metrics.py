@@ -4,7 +4,7 @@ What is counted and where it comes from:
 
 - tickets issued, calls, outcomes (served, no-show, recalled, cancelled,
   transferred), waits (issue to first call) and service times (call to served):
-  from the ``TicketEventRow`` each queue transition writes, taken when its
+  from the ``TicketEvent`` each queue transition records, taken when its
   transaction commits, so a refused or rolled back action counts nothing.  Each
   instance counts what it committed; Prometheus sums the instances of a site.
 - MQTT request latency: the bridge's handling of each device message, receipt to
@@ -30,13 +30,12 @@ from typing import Any
 from flask import Flask, Response, abort, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from sqlalchemy import event, func, inspect, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.util import identity_key
 
-from central.coordinator import Coordinator
+from central.coordinator import EVENTS, Coordinator, TicketEvent
 from central.store import Store
-from central.store.models import DeviceRow, TicketEventRow, TicketRow
+from central.store.models import DeviceRow
 
 EXTENSION = "nextup.metrics"
 WAIT_BUCKETS = (60, 120, 300, 600, 900, 1200, 1800, 2700, 3600, 5400, 7200)
@@ -50,7 +49,7 @@ OUTCOMES = ("served", "no_show", "recalled", "cancelled", "transferred")
 
 @dataclass(frozen=True)
 class Transition:
-    """One committed ``TicketEventRow``, with the times that make a wait or a service time."""
+    """One committed ``TicketEvent``, with the times that make a wait or a service time."""
 
     kind: str
     service: str
@@ -62,7 +61,6 @@ class Transition:
 Watcher = Callable[[list[Transition]], None]
 _watchers: weakref.WeakKeyDictionary[Any, list[Watcher]] = weakref.WeakKeyDictionary()  # by engine pool
 _watchers_lock = threading.Lock()
-_PENDING = "nextup.metrics.transitions"
 
 
 def _pool(session: Session) -> Any:
@@ -70,12 +68,10 @@ def _pool(session: Session) -> Any:
     return getattr(bind, "pool", None)
 
 
-def _transition(event_row: TicketEventRow, ticket: TicketRow | None) -> Transition:
-    kind, service = event_row.kind, event_row.service_key or ""
-    if ticket is None:
-        return Transition(kind, service)
+def _transition(event: TicketEvent) -> Transition:
+    kind, ticket, service = event.kind, event.ticket, event.ticket.service
     if kind == "issued":
-        return Transition(kind, service, channel=ticket.channel)
+        return Transition(kind, service, channel=ticket.channel.value)
     if kind == "called" and ticket.calls == 1 and ticket.called_at and ticket.issued_at:
         return Transition(kind, service, wait_s=(ticket.called_at - ticket.issued_at).total_seconds())
     if kind == "served" and ticket.finished_at and ticket.called_at:
@@ -83,39 +79,18 @@ def _transition(event_row: TicketEventRow, ticket: TicketRow | None) -> Transiti
     return Transition(kind, service)
 
 
-@event.listens_for(Session, "after_flush")
-def _collect(session: Session, flush_context: Any) -> None:
-    if not _watchers or _pool(session) not in _watchers:
-        return
-    found = [obj for obj in session.new if isinstance(obj, TicketEventRow)]
-    if not found:
-        return
-    pending = session.info.setdefault(_PENDING, [])
-    for row in found:
-        # Set through the relationship when ticket and event were inserted in one flush.
-        ticket = row.__dict__.get("ticket")
-        if ticket is None:
-            ticket = session.identity_map.get(identity_key(TicketRow, row.ticket_id))
-        pending.append((row, _transition(row, ticket)))
-
-
 @event.listens_for(Session, "after_commit")
 def _committed(session: Session) -> None:
-    pending = session.info.pop(_PENDING, None)
-    if not pending:
+    # The coordinator inserted these events in this commit (savepoints rolled back took theirs along).
+    events = session.info.pop(EVENTS, None)
+    if not events or not _watchers:
         return
-    # Rows added in a savepoint that was rolled back are no longer persistent: they did not happen.
-    done = [t for row, t in pending if inspect(row).persistent]
     with _watchers_lock:
         watchers = list(_watchers.get(_pool(session), ()))
-    for watcher in watchers:
-        watcher(done)
-
-
-@event.listens_for(Session, "after_rollback")
-def _rolled_back(session: Session) -> None:
-    if not session.in_transaction():
-        session.info.pop(_PENDING, None)
+    if watchers:
+        done = [_transition(e) for e in events]
+        for watcher in watchers:
+            watcher(done)
 
 
 def watch_transitions(store: Store, watcher: Watcher) -> None:

@@ -81,16 +81,17 @@ class Store:
         with self._write() as session, session.begin():
             yield session
 
-    def for_update(self, statement: Any, *, skip_locked: bool = False) -> Any:
-        """``statement`` locking the rows of its main table where the database can (PostgreSQL);
-        with ``skip_locked``, rows another transaction holds are passed over instead of waited for.
+    def for_update(self, statement: Any, *, skip_locked: bool = False, of: Any = None) -> Any:
+        """``statement`` locking the rows of its main table (or of ``of``) where the database can
+        (PostgreSQL); with ``skip_locked``, rows another transaction holds are passed over instead
+        of waited for.
 
         SQLite needs no row locks: its writing transactions already run one at a time.
         """
         if self.is_sqlite:
             return statement
-        entity = statement.column_descriptions[0]["entity"]
-        return statement.with_for_update(of=entity, skip_locked=skip_locked)
+        of = statement.column_descriptions[0]["entity"] if of is None else of
+        return statement.with_for_update(of=of, skip_locked=skip_locked)
 
     def close(self) -> None:
         self.engine.dispose()
