@@ -239,9 +239,13 @@ def _objects(data: dict[str, Any], name: str, parse: Any) -> list[Any]:
     return out
 
 
+# One encoder for every payload: json.dumps with options builds a new one on each call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def encode(model: Any) -> bytes:
     """The JSON bytes of a payload model (None fields left out)."""
-    return json.dumps(model.to_dict(), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _ENCODER.encode(model.to_dict()).encode("utf-8")
 
 
 def _str(
@@ -485,9 +489,18 @@ class PointState(Payload):
     """Why the last command was refused ({"code", "message"}), or None when it took effect."""
 
     def to_dict(self) -> dict[str, Any]:
-        out = {name: _plain(getattr(self, name)) for name in _field_names(type(self))}
-        out["current"] = self.current.to_dict() if self.current else None
-        return out
+        # Written out: every change encodes the state of each point of its services.
+        current, error = self.current, self.last_error
+        return {
+            "serial": self.serial,
+            "name": self.name,
+            "active": self.active,
+            "current": None if current is None else {"number": current.number, "service": current.service},
+            "waiting": self.waiting,
+            "last_command_id": self.last_command_id,
+            "version": self.version,
+            "last_error": None if error is None else dict(error),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PointState:
