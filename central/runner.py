@@ -34,7 +34,7 @@ class Central:
     ) -> None:
         check_schema(settings.database)
         self.settings = settings
-        self.store = Store(settings.database)
+        self.store = Store(settings.database, background_checkpoint=True)
         self.coordinator = Coordinator(self.store, site=settings.site, public_url=settings.public_url)
         self.bridge = Bridge(
             self.coordinator, settings.mqtt, shared=shared, client_id=settings.central_id or None

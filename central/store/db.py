@@ -8,6 +8,9 @@ PostgreSQL writers additionally lock the rows they decide on.
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,6 +18,9 @@ from typing import Any
 from sqlalchemy import Integer, create_engine, event, func, inspect, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+CHECKPOINT_EVERY_S = 0.5
 
 
 def normalise_url(url: str) -> str:
@@ -25,16 +31,16 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, background_checkpoint: bool = False, **kwargs: Any) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
-        _set_up_sqlite(engine)
+        _set_up_sqlite(engine, autocheckpoint=not background_checkpoint)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
 
 
-def _set_up_sqlite(engine: Engine) -> None:
+def _set_up_sqlite(engine: Engine, *, autocheckpoint: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event issue BEGIN, so we choose its kind.
@@ -45,6 +51,8 @@ def _set_up_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        if not autocheckpoint:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -56,10 +64,16 @@ def _set_up_sqlite(engine: Engine) -> None:
 class Store:
     """The database of one site: sessions for reading and for writing."""
 
-    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+    def __init__(self, url: str, *, background_checkpoint: bool = False, **engine_kwargs: Any) -> None:
+        """``background_checkpoint``: on SQLite, copy the write-ahead log into the database from a
+        thread of its own instead of in the commit that fills it (for central's long-running process)."""
         self.url = normalise_url(url)
-        self.engine = make_engine(self.url, **engine_kwargs)
+        self.engine = make_engine(self.url, background_checkpoint=background_checkpoint, **engine_kwargs)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self._checkpointer: _Checkpointer | None = None
+        path = self.engine.url.database
+        if background_checkpoint and self.is_sqlite and path and path != ":memory:":
+            self._checkpointer = _Checkpointer(path)
         writer = self.engine.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else self.engine
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(writer, expire_on_commit=False)
@@ -94,7 +108,46 @@ class Store:
         return statement.with_for_update(of=of, skip_locked=skip_locked)
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         self.engine.dispose()
+
+
+class _Checkpointer:
+    """Copies SQLite's write-ahead log into the database every ``CHECKPOINT_EVERY_S``.
+
+    SQLite otherwise does it inside the commit that takes the log past 1,000 pages: on a
+    busy central that was one press in fifty, and the slowest (7-10 ms against 3.4 at p50).
+    A passive checkpoint waits for no one and blocks no one; SQLite lets go of Python's
+    lock while it copies, so it runs beside the worker on another core.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        connection = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+        try:
+            while not self._stopping.wait(CHECKPOINT_EVERY_S):
+                self._checkpoint(connection)
+            self._checkpoint(connection)  # leave a short log behind at a clean stop
+        finally:
+            connection.close()
+
+    @staticmethod
+    def _checkpoint(connection: sqlite3.Connection) -> None:
+        try:
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:  # a locked or vanished file: the next round tries again
+            log.warning("SQLite checkpoint failed: %s", exc)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=10)
 
 
 # SQLite cannot tie the ids a multi-row INSERT ... RETURNING hands back to its

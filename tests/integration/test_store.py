@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from helpers import Clock
-from sqlalchemy import event, func, inspect, select
+from sqlalchemy import event, func, insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from central.coordinator import Coordinator, Job
 from central.domain import Channel, PointAction
+from central.store import Store
 from central.store.migrate import SchemaOutdated, check_schema, upgrade
 from central.store.models import ProcessedMessageRow, TicketEventRow, TicketRow
 from nextup.contract import Command, TicketRequest
@@ -286,3 +289,27 @@ def test_a_ticket_is_logged_as_issued_only_when_its_transaction_commits(
     logged = [r.__dict__["ticket"] for r in caplog.records if r.getMessage() == "ticket issued"]
     assert len(numbers) == 2
     assert logged == [numbers[-1]]
+
+
+def test_central_copies_the_sqlite_log_into_the_database_beside_its_commits(sqlite_url: str) -> None:
+    """No commit of central's stops to checkpoint (the slowest presses were those that did):
+    a thread of its own copies the write-ahead log into the database, and stops with the store."""
+    upgrade(sqlite_url)
+    database = Path(sqlite_url.removeprefix("sqlite:///"))
+    store = Store(sqlite_url, background_checkpoint=True)
+    try:
+        with store.write() as s:
+            assert s.execute(text("PRAGMA wal_autocheckpoint")).scalar() == 0
+            padding = {"padding": "x" * 4000}
+            answers = [
+                dict(source="test", message_id=str(i), kind="ticket", response=padding, at=datetime.now(UTC))
+                for i in range(1500)  # about 1,500 pages: past SQLite's own threshold of 1,000
+            ]
+            s.execute(insert(ProcessedMessageRow), answers)
+        deadline = time.monotonic() + 10
+        while database.stat().st_size < 1500 * 4000 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert database.stat().st_size >= 1500 * 4000
+    finally:
+        store.close()
+    assert "sqlite-checkpoint" not in {thread.name for thread in threading.enumerate()}
