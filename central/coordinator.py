@@ -1118,8 +1118,9 @@ class Coordinator:
                 raise ServiceInactive(f"{target.name} is not taking tickets now")
             target_id = self._configuration(s).service_ids[target.key]
             ticket = _ticket_of(line, line.service_key).transfer(target.key)
-            self._write(
-                s, line, ticket, "transferred", now, point.serial, specialist_id, service_id=target_id
+            by = (now, point.serial, specialist_id)
+            s.execute(
+                _UPDATE_TICKET, self._transition(s, line, ticket, "transferred", *by, service_id=target_id)
             )
             return [line.service_id, target_id], []
         action = PointAction(action)
@@ -1133,15 +1134,8 @@ class Coordinator:
             raise IllegalTransition(f"Unknown action {action}")
         doing, transition, kind = _CURRENT_TICKET_ACTIONS[action]
         line = need_current(doing)
-        self._write(
-            s,
-            line,
-            transition(_ticket_of(line, line.service_key), now),
-            kind,
-            now,
-            point.serial,
-            specialist_id,
-        )
+        ticket = transition(_ticket_of(line, line.service_key), now)
+        s.execute(_UPDATE_TICKET, self._transition(s, line, ticket, kind, now, point.serial, specialist_id))
         return [line.service_id], []
 
     def _call_next(
@@ -1160,22 +1154,18 @@ class Coordinator:
             domain_point, [ticket for _, ticket in heads], policy, now, tuple(point.ratio_state)
         )
         # Decided; only now is anything written (nobody waiting leaves the current client called).
+        by = (now, point.serial, specialist_id)
         touched: list[int] = []
+        writes: list[dict[str, Any]] = []
         if current is not None and point.active:
-            self._write(
-                s,
-                current,
-                _ticket_of(current, current.service_key).serve(now),
-                "served",
-                now,
-                point.serial,
-                specialist_id,
-            )
+            served = _ticket_of(current, current.service_key).serve(now)
+            writes.append(self._transition(s, current, served, "served", *by))
             touched.append(current.service_id)
         point.ratio_state = list(ratio_state)
         line = by_id[called.id]
-        self._write(s, line, called, "called", now, point.serial, specialist_id, specialist_id=specialist_id)
+        writes.append(self._transition(s, line, called, "called", *by, specialist_id=specialist_id))
         touched.append(line.service_id)
+        s.execute(_UPDATE_TICKET, writes)  # one round trip for both
         assert called.called_at is not None
         info = CallInfo(
             called.number,
@@ -1191,7 +1181,7 @@ class Coordinator:
         """The ticket called at point ``serial``, locked, or None."""
         return s.execute(self._lock_current, {"serial": serial}).first()
 
-    def _write(
+    def _transition(
         self,
         s: Session,
         line: Any,
@@ -1201,21 +1191,24 @@ class Coordinator:
         serial: int,
         specialist: int | None,
         **columns: Any,
-    ) -> None:
-        """Write the transition of the ticket read as ``line`` to ``ticket``, with its event ``kind``.
+    ) -> dict[str, Any]:
+        """Record the transition of the ticket read as ``line`` to ``ticket`` as event ``kind``;
+        the values to write to its row with ``_UPDATE_TICKET``.
 
-        At once, on the table: a later press of the same batch reads the queue as this one left it.
+        Written before the next read, on the table: a later press of the same batch reads the queue
+        as this one left it.
         """
-        values = {
+        self._event(s, line.id, kind, now, serial, specialist, ticket=ticket)
+        return {
             "ticket_id": line.id,
             "state": ticket.state.value,
             "point_serial": ticket.point,
             "called_at": ticket.called_at,
             "finished_at": ticket.finished_at,
             "calls": ticket.calls,
+            "specialist_id": line.specialist_id,
+            **columns,
         }
-        s.execute(_UPDATE_TICKET, values | columns)
-        self._event(s, line.id, kind, now, serial, specialist, ticket=ticket)
 
     def _event(
         self,
