@@ -202,6 +202,7 @@ _RENDERED = "nextup.rendered"
 _PACE = "nextup.pace"
 _QUEUES = "nextup.queues"
 _HELD = "nextup.held"
+_AT_WORK = "nextup.points_at_work"
 _LOG_LINES = "nextup.log_lines"
 EVENTS = "nextup.events"
 """Key of Session.info: the ``TicketEvent``s of the transaction, inserted when it commits."""
@@ -267,7 +268,7 @@ class TicketEvent:
 
 @dataclass
 class _PointAtWork:
-    """A point as a command reads and changes it."""
+    """A point as a command reads and changes it; kept (and locked) for the rest of the transaction."""
 
     id: int
     serial: int
@@ -275,6 +276,10 @@ class _PointAtWork:
     active: bool
     ratio_state: list[int]
     services: tuple[tuple[int, str], ...]  # (id, key), by key
+    last_command_id: str | None = None
+    last_error: dict[str, str] | None = None
+    changed: bool = False
+    """Not written yet: ``_write_points`` writes the batch's points together."""
 
 
 @dataclass(frozen=True)
@@ -450,15 +455,39 @@ class Coordinator:
         s.execute(update(SiteRow).where(SiteRow.id == 1).values(config_version=SiteRow.config_version + 1))
 
     def _point_at_work(self, s: Session, serial: int) -> _PointAtWork:
-        """Point ``serial`` with the services it provides, locked for a command."""
+        """Point ``serial`` with the services it provides, locked for a command (once a transaction)."""
+        at_work = s.info.setdefault(_AT_WORK, {})
+        if serial in at_work:
+            return at_work[serial]  # type: ignore[no-any-return]
         lines = s.execute(self._lock_point, {"serial": serial}).all()
         if not lines:
             raise UnknownPoint(f"There is no point with serial {serial}")
         first = lines[0]
         services = tuple((line.service_id, line.service_key) for line in lines if line.service_id is not None)
-        return _PointAtWork(
+        at_work[serial] = _PointAtWork(
             first.id, first.serial, first.name, first.active, first.ratio_state or [], services
         )
+        return at_work[serial]  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _write_points(s: Session) -> None:
+        """Write the points the transaction's commands changed, in one round trip, before they are read."""
+        changed = [point for point in s.info.get(_AT_WORK, {}).values() if point.changed]
+        if not changed:
+            return
+        values = [
+            {
+                "point_id": point.id,
+                "active": point.active,
+                "ratio_state": point.ratio_state,
+                "last_command_id": point.last_command_id,
+                "last_error": point.last_error,
+            }
+            for point in changed
+        ]
+        s.execute(_UPDATE_POINT, values)
+        for point in changed:
+            point.changed = False
 
     def _service_row(self, s: Session, key: str) -> ServiceRow:
         def load() -> ServiceRow:
@@ -491,6 +520,7 @@ class Coordinator:
         return [(done - called).total_seconds() for called, done in rows if called and done]
 
     def _active_points_for(self, s: Session, service_id: int) -> int:
+        self._write_points(s)
         return s.scalar(_ACTIVE_POINTS, {"service_id": service_id}) or 0
 
     def _ahead_and_eta(self, s: Session, rules: SiteRules, row: TicketRow, now: datetime) -> tuple[int, int]:
@@ -673,6 +703,7 @@ class Coordinator:
 
     def _render(self, s: Session) -> list[Message]:
         """Board and the states of the points touched and of every point providing a touched service."""
+        self._write_points(s)
         services, serials = s.info.pop(_TOUCHED, (set(), set()))
         if not services and not serials:
             return []
@@ -1068,16 +1099,7 @@ class Coordinator:
                 error = {"code": exc.code, "message": exc.message}
                 why = exc.message
                 _log_on_commit(s, "command refused", command_id=command_id, point=serial, reason=why)
-            s.execute(
-                _UPDATE_POINT,
-                {
-                    "point_id": point.id,
-                    "active": point.active,
-                    "ratio_state": point.ratio_state,
-                    "last_command_id": command_id,
-                    "last_error": error,
-                },
-            )
+            point.last_command_id, point.last_error, point.changed = command_id, error, True
             self._touch(s, services, point.serial)
 
             def answer() -> dict[str, Any]:
