@@ -15,12 +15,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from functools import lru_cache
+from types import SimpleNamespace
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, bindparam, event, func, insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from central.domain import (
     Channel,
@@ -51,6 +52,7 @@ from central.domain.errors import (
 )
 from central.leases import next_online_seq
 from central.store import Store
+from central.store.db import reserve_ids
 from central.store.models import (
     ClosedDateRow,
     DeviceRow,
@@ -189,6 +191,22 @@ _HEAD_AFTER = _HEAD.where(_TICKETS.c.priority_rank > bindparam("rank"))
 _UPDATE_TICKET = update(_TICKETS).where(_TICKETS.c.id == bindparam("ticket_id"))
 _UPDATE_POINT = update(_POINTS).where(_POINTS.c.id == bindparam("point_id"))
 _INSERT_EVENTS = insert(TicketEventRow.__table__)
+_INSERT_TICKETS = insert(_TICKETS)
+_INSERT_TICKETS_RETURNING = insert(_TICKETS).returning(_TICKETS.c.id, sort_by_parameter_order=True)
+# The columns of a new ticket that _add_waiting's callers do not give: every row of a multi-row
+# INSERT must have the same keys.
+_NEW_TICKET = {
+    "state": _WAITING,
+    "calls": 0,
+    "language": None,
+    "point_serial": None,
+    "specialist_id": None,
+    "called_at": None,
+    "finished_at": None,
+    "device_id": None,
+    "printed": None,
+    "print_error": None,
+}
 
 _FIRST_CLASS = select(func.min(_TICKETS.c.priority_rank)).where(
     _TICKETS.c.state == _WAITING, _TICKETS.c.service_id == bindparam("service_id")
@@ -203,6 +221,7 @@ _PACE = "nextup.pace"
 _QUEUES = "nextup.queues"
 _HELD = "nextup.held"
 _AT_WORK = "nextup.points_at_work"
+_NEW_TICKETS = "nextup.new_tickets"
 _LOG_LINES = "nextup.log_lines"
 EVENTS = "nextup.events"
 """Key of Session.info: the ``TicketEvent``s of the transaction, inserted when it commits."""
@@ -256,8 +275,8 @@ class TicketView:
 class TicketEvent:
     """A transition of a ticket in a transaction: written as a ``TicketEventRow`` when it commits."""
 
-    of: int | TicketRow
-    """The ticket's id, or its row while the ticket may not be inserted yet."""
+    of: int | TicketRow | dict[str, Any]
+    """The ticket's id, or its row (ORM object, or values from ``_add_waiting``)."""
     ticket: Ticket
     """The ticket after the transition."""
     kind: str
@@ -488,12 +507,6 @@ class Coordinator:
         s.execute(_UPDATE_POINT, values)
         for point in changed:
             point.changed = False
-
-    def _service_row(self, s: Session, key: str) -> ServiceRow:
-        def load() -> ServiceRow:
-            return s.scalars(select(ServiceRow).where(ServiceRow.key == key)).one()
-
-        return _held(s, ServiceRow, key, load)
 
     def _device(self, s: Session, device_id: str, kind: DeviceKind) -> _Device:
         """The registered device ``device_id``, which must be a ``kind``."""
@@ -800,11 +813,11 @@ class Coordinator:
         now = self.clock()
         rules = self.rules(s)
         service, priority = rules.check_can_issue(service_key, priority_key, channel, now)
-        service_row = self._service_row(s, service.key)
+        service_id = self._configuration(s).service_ids[service.key]
         # Counted before the ticket joins the queue; nothing is written before here, so a refusal
         # above leaves the transaction as it was.
-        ahead, eta = self._ahead_of_new(s, rules, service_row.id, priority.rank, now)
-        seq = self._next_seq(s, service_row.id, service_day(now, rules.tz))
+        ahead, eta = self._ahead_of_new(s, rules, service_id, priority.rank, now)
+        seq = self._next_seq(s, service_id, service_day(now, rules.tz))
         ticket = new_ticket(
             rules,
             service,
@@ -815,9 +828,10 @@ class Coordinator:
             token=secrets.token_urlsafe(24),
             language=language,
         )
-        row = self._add_waiting(
+        self._add_waiting(
             s,
-            service_row,
+            service.key,
+            service_id,
             now,
             number=ticket.number,
             day=ticket.day,
@@ -829,25 +843,38 @@ class Coordinator:
             language=ticket.language,
             device_id=device_id,
         )
-        _log_on_commit(s, "ticket issued", ticket=row.number, channel=channel.value, device=device_id)
-        self._touch(s, [service_row.id])
-        return self._view(row, ahead, eta, None)
+        _log_on_commit(s, "ticket issued", ticket=ticket.number, channel=channel.value, device=device_id)
+        self._touch(s, [service_id])
+        return TicketView(
+            number=ticket.number,
+            service=service.key,
+            service_name=service.name,
+            state=ticket.state.value,
+            ahead=ahead,
+            eta_s=eta,
+            point=None,
+            point_name=None,
+            token=ticket.token,
+            track_url=self.track_url(ticket.token),
+            issued_at=now,
+            called_at=None,
+            language=ticket.language,
+        )
 
     def _add_waiting(
-        self, s: Session, service_row: ServiceRow, issued_at: datetime, **columns: Any
-    ) -> TicketRow:
-        """A new waiting ticket of ``service_row`` issued at ``issued_at``, with its "issued" event."""
-        row = TicketRow(
-            service_id=service_row.id,
-            state=TicketState.WAITING.value,
-            issued_at=issued_at,
-            calls=0,
-            **columns,
-        )
-        row.service = service_row
-        s.add(row)
-        self._event(s, row, "issued", issued_at)
-        return row
+        self, s: Session, service_key: str, service_id: int, issued_at: datetime, **columns: Any
+    ) -> tuple[dict[str, Any], Ticket]:
+        """A new ticket of a service issued at ``issued_at``, with its "issued" event: its row, inserted
+        (and given its id) before the transaction's next statement, and the ticket."""
+        row = {**_NEW_TICKET, "service_id": service_id, "issued_at": issued_at, **columns}
+        new = s.info.get(_NEW_TICKETS)
+        if new is None:
+            new = s.info[_NEW_TICKETS] = []
+            event.listen(s, "do_orm_execute", _before_statement)
+        new.append(row)
+        ticket = _ticket_of(SimpleNamespace(id=None, **row), service_key)
+        self._event(s, row, "issued", issued_at, ticket=ticket)
+        return row, ticket
 
     def _next_seq(self, s: Session, service_id: int, day: Any) -> int:
         # Numbering is shared with the numbers leased to kiosks: one place decides both.
@@ -1235,7 +1262,7 @@ class Coordinator:
     def _event(
         self,
         s: Session,
-        of: int | TicketRow,
+        of: int | TicketRow | dict[str, Any],
         kind: str,
         now: datetime,
         serial: int | None = None,
@@ -1257,8 +1284,9 @@ class Coordinator:
     @staticmethod
     @contextmanager
     def savepoint(s: Session) -> Iterator[None]:
-        """A savepoint: the events and log lines recorded in it are forgotten if it rolls back."""
-        kept = {key: len(s.info.get(key, ())) for key in (EVENTS, _LOG_LINES)}
+        """A savepoint: the tickets, events and log lines recorded in it are forgotten if it rolls back."""
+        _insert_new_tickets(s)
+        kept = {key: len(s.info.get(key, ())) for key in (EVENTS, _LOG_LINES, _NEW_TICKETS)}
         try:
             with s.begin_nested():
                 yield
@@ -1303,14 +1331,44 @@ def _log_on_commit(s: Session, message: str, **extra: Any) -> None:
     lines.append((message, extra))
 
 
+def _before_statement(state: ORMExecuteState) -> None:
+    _insert_new_tickets(state.session)
+
+
+def _insert_new_tickets(s: Session) -> None:
+    """Insert the tickets issued since the transaction's last statement, in one statement,
+    and set their ids in their rows: before any statement, so every read sees them."""
+    rows = s.info.get(_NEW_TICKETS)
+    if not rows:
+        return
+    s.info[_NEW_TICKETS] = []  # first: the statements below come through here too
+    if s.get_bind().dialect.name == "sqlite":
+        # SQLite cannot tie the ids of a multi-row RETURNING to the rows: the writer numbers them.
+        first = reserve_ids(s, _TICKETS.c.id, len(rows))
+        for i, row in enumerate(rows):
+            row["id"] = first + i
+        s.execute(_INSERT_TICKETS, rows)
+    else:
+        ids = s.execute(_INSERT_TICKETS_RETURNING, rows).scalars().all()
+        for row, ticket_id in zip(rows, ids, strict=True):
+            row["id"] = ticket_id
+
+
+def _ticket_id(of: int | TicketRow | dict[str, Any]) -> int:
+    if isinstance(of, int):
+        return of
+    return of["id"] if isinstance(of, dict) else of.id
+
+
 def _insert_events(s: Session) -> None:
     events: list[TicketEvent] = s.info.get(EVENTS, [])
-    if not events:
+    # SQLAlchemy calls this when a savepoint is released too: the transaction's events go in at its end.
+    if not events or s.in_nested_transaction():
         return
-    s.flush()  # tickets issued in this transaction get their ids
+    _insert_new_tickets(s)
     rows = [
         {
-            "ticket_id": e.of if isinstance(e.of, int) else e.of.id,
+            "ticket_id": _ticket_id(e.of),
             "at": e.at,
             "kind": e.kind,
             "point_serial": e.point_serial,
@@ -1324,6 +1382,8 @@ def _insert_events(s: Session) -> None:
 
 
 def _write_log_lines(s: Session) -> None:
+    if s.in_nested_transaction():
+        return  # a savepoint released: the transaction may still roll back
     for message, extra in s.info.pop(_LOG_LINES, ()):
         log.info(message, extra=extra)
 

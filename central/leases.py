@@ -371,9 +371,13 @@ def _enter(
     if token is None or s.scalar(select(TicketRow.id).where(TicketRow.token == token)) is not None:
         token = secrets.token_urlsafe(24)
     device = s.get(DeviceRow, device_id)
-    row = coordinator._add_waiting(
+    expired = lease.day < today
+    # A ticket of a day gone by is entered as it ended: cancelled when it arrived.
+    ended = {"state": TicketState.CANCELLED.value, "finished_at": now} if expired else {}
+    row, entered = coordinator._add_waiting(
         s,
-        service,
+        service.key,
+        service.id,
         issued,
         number=ticket.number,
         day=lease.day,
@@ -386,25 +390,24 @@ def _enter(
         device_id=device_id,
         printed=ticket.printed,
         print_error=(ticket.reason or "not printed") if ticket.printed is False else None,
+        **ended,
     )
-    s.flush()
-    coordinator._event(s, row, "offline", now)
+    coordinator._event(s, row, "offline", now, ticket=entered)
     state = WAITING
-    if lease.day < today:
-        row.state, row.finished_at = TicketState.CANCELLED.value, now
-        coordinator._event(s, row, EXPIRED, now)
+    if expired:
+        coordinator._event(s, row, EXPIRED, now, ticket=entered)
         state = EXPIRED
     lease.used_up_to = max(lease.used_up_to, ticket.seq)
     if lease.day == today and service.active:
         _top_up(coordinator, s, device_id, service, today, now)  # renew when half used
     log.info(
         "offline ticket entered",
-        extra={"ticket": row.number, "device": device_id, "state": state, "issued_at": issued.isoformat()},
+        extra={"ticket": ticket.number, "device": device_id, "state": state, "issued_at": issued.isoformat()},
     )
     _, lease_message = _lease(coordinator, s, device_id, today)
     if state == WAITING:
         coordinator._touch(s, [service.id])
-    return OfflineTicketAck(ticket.request_id, True, row.number, state), [lease_message]
+    return OfflineTicketAck(ticket.request_id, True, ticket.number, state), [lease_message]
 
 
 def issue_time(claimed: datetime, *, granted: datetime, now: datetime, day: date, tz: Any) -> datetime:

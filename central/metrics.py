@@ -81,6 +81,8 @@ def _transition(event: TicketEvent) -> Transition:
 
 @event.listens_for(Session, "after_commit")
 def _committed(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint released: the transaction may still roll back
     # The coordinator inserted these events in this commit (savepoints rolled back took theirs along).
     events = session.info.pop(EVENTS, None)
     if not events or not _watchers:

@@ -160,8 +160,17 @@ class _Checkpointer:
 _NEXT_IDS = "nextup.next_ids"
 
 
-def _number_new_rows(session: Session, _flush_context: Any, _instances: Any) -> None:
+def reserve_ids(session: Session, column: Any, count: int) -> int:
+    """The first of ``count`` new ids of ``column`` for a SQLite write session to insert rows with."""
     next_ids: dict[Any, int] = session.info.setdefault(_NEXT_IDS, {})
+    if column not in next_ids:
+        next_ids[column] = (session.execute(select(func.max(column))).scalar() or 0) + 1
+    first = next_ids[column]
+    next_ids[column] += count
+    return first
+
+
+def _number_new_rows(session: Session, _flush_context: Any, _instances: Any) -> None:
     for row in session.new:
         mapper = inspect(row).mapper
         if len(mapper.primary_key) != 1:
@@ -170,9 +179,5 @@ def _number_new_rows(session: Session, _flush_context: Any, _instances: Any) -> 
         if not isinstance(column.type, Integer) or column.autoincrement not in ("auto", True):
             continue
         key = mapper.get_property_by_column(column).key
-        if getattr(row, key) is not None:
-            continue
-        if column not in next_ids:
-            next_ids[column] = (session.execute(select(func.max(column))).scalar() or 0) + 1
-        setattr(row, key, next_ids[column])
-        next_ids[column] += 1
+        if getattr(row, key) is None:
+            setattr(row, key, reserve_ids(session, column, 1))
