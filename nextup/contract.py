@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import date, datetime
 from functools import cache
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from central.domain.errors import BadPayload
 from central.domain.model import SLUG, DeviceKind, PointAction
@@ -760,6 +759,9 @@ class NumberLease(Payload):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NumberLease:
         tz = _str(data, "tz", max_length=64)
+        # imported here: zoneinfo brings sysconfig and its data, which only a kiosk's lease needs
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
         try:
             ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError):
