@@ -37,7 +37,7 @@ from .announcer import (
     play_chime,
 )
 from .lean_pygame import load as load_pygame
-from .render import draw
+from .render import draw, icon
 from .state import DisplayState, View
 
 log = logging.getLogger(__name__)
@@ -175,6 +175,9 @@ class HallDisplay(Device):
         self._owns_window = pygame.display.get_surface() is None
         if self.size is None and self.sim:
             self.size = SIM_SIZE
+        # Before the window opens: without an icon of its own, pygame reads its default one through
+        # pygame.image, which loads SDL_image and its codec libraries for the display's whole life.
+        pygame.display.set_icon(icon())
         if self.size is None:
             self._surface = pygame.display.set_mode((0, 0), pygame.FULLSCREEN)
             self.size = self._surface.get_size()
@@ -273,7 +276,7 @@ def _give_back_freed_memory() -> None:
 def _save_png(frame: Any, path: Path) -> None:
     """Writes the frame whole or not at all, so a reader never sees half a PNG."""
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    load_pygame().image.save(frame, str(tmp))
+    load_pygame("image").image.save(frame, str(tmp))
     os.replace(tmp, path)
 
 

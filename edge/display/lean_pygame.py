@@ -24,9 +24,11 @@ import sys
 import threading
 from types import ModuleType
 
-# What render.py and app.py use, and what these import in C (base, rect, color, surface...).
+# What render.py and app.py use, and what these import in C (base, rect, color, surface...).  Not
+# "image": it loads SDL_image with its PNG, JPEG, TIFF and WebP libraries (0.6 MB), and only a
+# screenshot needs it (``load("image")``).
 SUBMODULES = ("base", "constants", "version", "rwobject", "surflock", "color", "rect", "bufferproxy", "math",
-              "surface", "display", "event", "key", "mouse", "draw", "font", "image")
+              "surface", "display", "event", "key", "mouse", "draw", "font")
 
 _lock = threading.RLock()
 

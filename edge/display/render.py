@@ -78,9 +78,25 @@ def _font(line_px: int) -> pygame.font.Font:
     return pygame.font.Font(None, max(1, round(line_px / _LINE_PER_SIZE)))
 
 
-def text_surface(text: str, line_px: float, color: tuple[int, int, int], max_width: int | None = None,
-                 *, min_px: float = MIN_TEXT_PX) -> pygame.Surface:
-    """``text`` about ``line_px`` tall; shrunk, then cut with an ellipsis, to fit ``max_width``."""
+def text_surface(text: str, line_px: float, color: tuple[int, int, int], background: tuple[int, int, int],
+                 max_width: int | None = None, *, min_px: float = MIN_TEXT_PX) -> pygame.Surface:
+    """``text`` about ``line_px`` tall on ``background``; shrunk, then cut with an ellipsis, to fit
+    ``max_width``."""
+    font, text = _fitted(text, line_px, max_width, min_px)
+    return _text(font, text, color, background)
+
+
+def _text(font: pygame.font.Font, text: str, color: tuple[int, int, int],
+          background: tuple[int, int, int]) -> pygame.Surface:
+    # Antialiased on the colour it goes onto ("shaded"): 8 bits a pixel where text with its own
+    # alpha takes 32, and the big text of a 1080p frame is megabytes.  Pixels differ from
+    # alpha-blended text by one level at most; the box is opaque, so it must lie on ``background``.
+    return font.render(text, True, color, background)
+
+
+def _fitted(text: str, line_px: float, max_width: int | None = None,
+            min_px: float = MIN_TEXT_PX) -> tuple[pygame.font.Font, str]:
+    """The font and text ``text_surface`` draws: shrunk, then cut with an ellipsis, to fit ``max_width``."""
     if not pygame.font.get_init():
         pygame.font.init()
         _font.cache_clear()  # fonts of an earlier pygame.font.init() are dead
@@ -91,7 +107,7 @@ def text_surface(text: str, line_px: float, color: tuple[int, int, int], max_wid
             while len(text) > 1 and font.size(text + "…")[0] > max_width:
                 text = text[:-1].rstrip()
             text = text + "…"
-    return font.render(text, True, color)
+    return font, text
 
 
 def _fit_px(text: str, line_px: float, max_width: int, min_px: float = MIN_TEXT_PX) -> int:
@@ -108,13 +124,17 @@ def _fit_px(text: str, line_px: float, max_width: int, min_px: float = MIN_TEXT_
 
 
 def _blit(target: pygame.Surface, surf: pygame.Surface, *, left: int | None = None, right: int | None = None,
-          centery: int) -> pygame.Rect:
+          centery: int, within: pygame.Rect | None = None) -> pygame.Rect:
+    """Blits ``surf``; only what falls ``within`` that rect when one is given."""
     rect = surf.get_rect(centery=centery)
     if right is not None:
         rect.right = right
     else:
         rect.left = left or 0
-    target.blit(surf, rect)
+    if within is None:
+        target.blit(surf, rect)
+    else:
+        target.blit(surf, rect, rect.clip(within).move(-rect.x, -rect.y))
     return rect
 
 
@@ -133,15 +153,20 @@ def draw(view: View, screen: pygame.Surface) -> None:
     """
     if not pygame.font.get_init():
         pygame.font.init()
-    # Fonts live for one frame: a font kept across pygame.font.quit()/init() crashes pygame,
-    # and one kept while the screen waits for the next change is memory held for nothing.
+    # Fonts live for one part of a frame: a font kept across pygame.font.quit()/init() crashes
+    # pygame, one kept while the screen waits for the next change is memory held for nothing, and
+    # FreeType holds up to half a MB for each size drawn (at 1080p), so the fonts of every part
+    # together would be the frame's peak.
     _font.cache_clear()
     try:
         lay = layout(screen.get_size())
         screen.fill(BACKGROUND)
         _header(screen, lay, view)
+        _font.cache_clear()
         _newest(screen, lay, view.board)
+        _font.cache_clear()
         _calls(screen, lay, view.board)
+        _font.cache_clear()
         _waiting(screen, lay, view.board, view.site)
     finally:
         _font.cache_clear()
@@ -150,17 +175,17 @@ def draw(view: View, screen: pygame.Surface) -> None:
 def _header(screen: pygame.Surface, lay: Layout, view: View) -> None:
     u, m, rect = lay.unit, lay.margin, lay.header
     pygame.draw.rect(screen, HEADER, rect)
-    clock = text_surface(view.now.strftime("%H:%M"), 8.5 * u, TEXT)
+    clock = text_surface(view.now.strftime("%H:%M"), 8.5 * u, TEXT, HEADER)
     clock_rect = _blit(screen, clock, right=rect.right - m, centery=rect.centery)
     right_edge = clock_rect.left - 2 * m
     if not view.online:
-        mark = text_surface("offline", 3.2 * u, OFFLINE)
+        mark = text_surface("offline", 3.2 * u, OFFLINE, HEADER)
         mark_rect = _blit(screen, mark, right=right_edge, centery=rect.centery)
         radius = max(3, round(0.8 * u))
         pygame.draw.circle(screen, OFFLINE, (mark_rect.left - radius - round(0.8 * u), rect.centery), radius)
         right_edge = mark_rect.left - 2 * radius - 2 * m
     name = view.site.name if view.site else "Nextup"
-    title = text_surface(name, 6.5 * u, TEXT, max_width=right_edge - rect.left - m)
+    title = text_surface(name, 6.5 * u, TEXT, HEADER, max_width=right_edge - rect.left - m)
     _blit(screen, title, left=rect.left + m, centery=rect.centery)
 
 
@@ -170,7 +195,7 @@ def _newest(screen: pygame.Surface, lay: Layout, board: Board | None) -> None:
     pad = round(2 * u)
     if not board or not board.calls:
         pygame.draw.rect(screen, PANEL, rect, border_radius=pad)
-        empty = text_surface("Please take a ticket", 8 * u, MUTED, max_width=rect.width - 2 * pad)
+        empty = text_surface("Please take a ticket", 8 * u, MUTED, PANEL, max_width=rect.width - 2 * pad)
         screen.blit(empty, empty.get_rect(center=rect.center))
         return
     call = board.calls[0]
@@ -180,18 +205,30 @@ def _newest(screen: pygame.Surface, lay: Layout, board: Board | None) -> None:
     gap = round(3 * u)
     px = _fit_px(call.number + call.point_name, 24 * u, rect.width - 2 * pad - arrow_w - 2 * gap, 6 * u)
     font = _font(px)
-    number = font.render(call.number, True, HIGHLIGHT_TEXT)
-    name = font.render(call.point_name, True, HIGHLIGHT_TEXT)
-    if number.get_width() + name.get_width() + arrow_w + 2 * gap > rect.width - 2 * pad:
-        name = text_surface(call.point_name, px, HIGHLIGHT_TEXT,
-                            max_width=rect.width - 2 * pad - arrow_w - 2 * gap - number.get_width())
+    # Measured first and drawn one at a time: these are the biggest surfaces of a frame.
+    number_w = font.size(call.number)[0]
+    name_font, name = font, call.point_name
+    if number_w + font.size(name)[0] + arrow_w + 2 * gap > rect.width - 2 * pad:
+        name_font, name = _fitted(name, px, rect.width - 2 * pad - arrow_w - 2 * gap - number_w)
+    name_w = name_font.size(name)[0]
     # centred as a group: a sign, not a table
-    x = rect.centerx - (number.get_width() + name.get_width() + arrow_w + 2 * gap) // 2
+    x = rect.centerx - (number_w + name_w + arrow_w + 2 * gap) // 2
     # digits have no descenders: centre what shows, not the line with its room below the baseline
     y = rect.centery - font.get_descent() // 2
-    _blit(screen, number, left=x, centery=y)
-    _arrow(screen, x + number.get_width() + gap, rect.centery, arrow_w, round(px * 0.45), HIGHLIGHT_TEXT)
-    _blit(screen, name, left=x + number.get_width() + arrow_w + 2 * gap, centery=y)
+    # Lowered by half its descent, the line's opaque box can reach past the banner: only what is inside
+    # the banner is drawn.
+    _blit(screen, _text(font, call.number, HIGHLIGHT_TEXT, HIGHLIGHT), left=x, centery=y, within=rect)
+    _arrow(screen, x + number_w + gap, rect.centery, arrow_w, round(px * 0.45), HIGHLIGHT_TEXT)
+    _blit(screen, _text(name_font, name, HIGHLIGHT_TEXT, HIGHLIGHT), left=x + number_w + arrow_w + 2 * gap,
+          centery=y, within=rect)
+
+
+def icon(size: int = 32) -> pygame.Surface:
+    """The window's icon: the newest call's arrow on its banner."""
+    surface = pygame.Surface((size, size))
+    surface.fill(HIGHLIGHT)
+    _arrow(surface, size // 8, size // 2, size - size // 4, size // 2, HIGHLIGHT_TEXT)
+    return surface
 
 
 def _arrow(screen: pygame.Surface, x: int, centery: int, width: int, height: int,
@@ -216,8 +253,8 @@ def _calls(screen: pygame.Surface, lay: Layout, board: Board | None) -> None:
     arrow_w = round(rect.width * 0.12)
     name_left = rect.left + number_w + arrow_w
     heading_y = rect.top + heading_h // 2
-    _blit(screen, text_surface("Ticket", 3.6 * u, MUTED), left=rect.left + pad, centery=heading_y)
-    _blit(screen, text_surface("Point", 3.6 * u, MUTED), left=name_left, centery=heading_y)
+    _blit(screen, text_surface("Ticket", 3.6 * u, MUTED, BACKGROUND), left=rect.left + pad, centery=heading_y)
+    _blit(screen, text_surface("Point", 3.6 * u, MUTED, BACKGROUND), left=name_left, centery=heading_y)
     row_h = round(11.5 * u)
     y = rect.top + heading_h
     line = max(1, round(0.2 * u))
@@ -225,11 +262,12 @@ def _calls(screen: pygame.Surface, lay: Layout, board: Board | None) -> None:
         if y + row_h > rect.bottom:
             break
         row = pygame.Rect(rect.left, y, rect.width, row_h)
-        number = text_surface(call.number, 8.5 * u, TEXT, max_width=number_w - 2 * pad, min_px=4 * u)
+        number = text_surface(call.number, 8.5 * u, TEXT, BACKGROUND, max_width=number_w - 2 * pad,
+                              min_px=4 * u)
         _blit(screen, number, left=row.left + pad, centery=row.centery)
         _arrow(screen, row.left + number_w + (arrow_w - round(6 * u)) // 2, row.centery, round(6 * u),
                round(4 * u), TEXT)
-        name = text_surface(call.point_name, 8.5 * u, TEXT, max_width=row.right - pad - name_left,
+        name = text_surface(call.point_name, 8.5 * u, TEXT, BACKGROUND, max_width=row.right - pad - name_left,
                             min_px=3.5 * u)
         _blit(screen, name, left=name_left, centery=row.centery)
         # inclusive end points: stop one pixel short of the panel's edge
@@ -257,12 +295,12 @@ def _waiting(screen: pygame.Surface, lay: Layout, board: Board | None, site: Sit
     pad = round(2 * u)
     pygame.draw.rect(screen, PANEL, rect, border_radius=pad)
     heading_h = round(7 * u)
-    title = text_surface("Waiting", 4.5 * u, MUTED)
+    title = text_surface("Waiting", 4.5 * u, MUTED, PANEL)
     _blit(screen, title, left=rect.left + pad, centery=rect.top + heading_h // 2)
     bottom = rect.bottom - pad
     if site is not None and not site.open:
         closed = "Closed" + (f" · opens {site.opens_at}" if site.opens_at else "")
-        banner = text_surface(closed, 4.5 * u, HIGHLIGHT, max_width=rect.width - 2 * pad)
+        banner = text_surface(closed, 4.5 * u, HIGHLIGHT, PANEL, max_width=rect.width - 2 * pad)
         banner_rect = banner.get_rect(left=rect.left + pad, bottom=bottom)
         screen.blit(banner, banner_rect)
         bottom = banner_rect.top - pad
@@ -278,9 +316,9 @@ def _waiting(screen: pygame.Surface, lay: Layout, board: Board | None, site: Sit
         if y + row_h > bottom:
             break
         centery = y + row_h // 2
-        count_surf = text_surface(str(count), row_h * 0.62, TEXT, max_width=count_w)
+        count_surf = text_surface(str(count), row_h * 0.62, TEXT, PANEL, max_width=count_w)
         _blit(screen, count_surf, right=rect.right - pad, centery=centery)
-        name_surf = text_surface(name, min(row_h * 0.42, 5.5 * u), TEXT,
+        name_surf = text_surface(name, min(row_h * 0.42, 5.5 * u), TEXT, PANEL,
                                  max_width=rect.width - count_w - 3 * pad, min_px=row_h * 0.25)
         _blit(screen, name_surf, left=rect.left + pad, centery=centery)
         y += row_h

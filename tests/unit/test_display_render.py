@@ -113,6 +113,16 @@ def test_a_long_point_name_stays_inside_its_row(size: tuple[int, int], name: str
 
 
 @pytest.mark.parametrize("size", SIZES)
+def test_the_newest_call_draws_nothing_outside_its_banner(size: tuple[int, int]) -> None:
+    # text is drawn in opaque boxes of its background's colour; the big line's box is lowered
+    # below its centre, past the banner when the text is short enough to be drawn at full size
+    frame = r.render(View(board(call("A-7", 3, "Gym")), SITE, NOW, True), size)
+    lay = r.layout(size)
+    below = pygame.Rect(0, lay.newest.bottom, size[0], lay.calls.top - lay.newest.bottom)
+    assert pixels(frame, below, r.BACKGROUND, tolerance=1) == below.width * below.height
+
+
+@pytest.mark.parametrize("size", SIZES)
 def test_offline_shows_a_discreet_mark_and_keeps_the_board(size: tuple[int, int]) -> None:
     shown = board(call("A-042", 3), cash=2)
     online = r.render(View(shown, SITE, NOW, True), size)
@@ -179,8 +189,9 @@ calls = [CallInfo("A-042", 3, "Window 3", "cash", "2024-05-06T09:40:00"),
          CallInfo("A-041", 1, "Window 1", "cash", "2024-05-06T09:40:00")]
 view = View(Board(calls=calls, waiting={"cash": 4}, version=1), site, datetime(2024, 5, 6, 9, 41), True)
 frame = r.render(view, (1280, 720))
-sys.stdout.buffer.write(r.pygame.image.tobytes(frame, "RGB"))
-left_out = [m for m in ("pygame.mixer", "pygame.sprite", "pkg_resources") if m in sys.modules]
+left_out = [m for m in ("pygame.mixer", "pygame.sprite", "pygame.image", "pkg_resources") if m in sys.modules]
+import pygame.image  # only to hand the frame over
+sys.stdout.buffer.write(pygame.image.tobytes(frame, "RGB"))
 import pygame
 whole = pygame.mask.from_surface(frame).count() > 0 and callable(pygame.init)
 whole = whole and "pygame.mixer" in sys.modules
@@ -197,7 +208,7 @@ def test_the_display_draws_the_same_frame_without_the_whole_of_pygame() -> None:
     view = View(board(call("A-042", 3), call("A-041", 1), cash=4), site, NOW, True)
     assert done.stdout == pygame.image.tobytes(r.render(view, (1280, 720)), "RGB")
     left_out, whole = json.loads(done.stderr.decode().strip().splitlines()[-1])
-    assert left_out == [], "the mixer, sprites and pkg_resources are not loaded to draw"
+    assert left_out == [], "the mixer, sprites, image codecs and pkg_resources are not loaded to draw"
     assert whole, "code asking more of pygame still gets all of it"
 
 
