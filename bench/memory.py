@@ -1,10 +1,11 @@
 """Resident memory (VmRSS) of each program at idle and under load.
 
 Runs ``nextup central`` (SQLite, demo site), ``nextup kiosk --sim``, ``nextup
-point --sim`` and ``nextup display --sim`` as processes of their own against a
-real Mosquitto, reads /proc/<pid>/status after they settle, then presses the
-kiosk's and the point unit's buttons (sim presses over MQTT) for a while and
-keeps each program's peak.  The baseline is a bare Python with paho-mqtt
+point --sim`` and ``nextup display --sim`` as processes of their own (the
+devices through ``python -m nextup``, the entry point of the installed
+command) against a real Mosquitto, reads /proc/<pid>/status after they
+settle, then presses the kiosk's and the point unit's buttons (sim presses
+over MQTT) for a while and keeps each program's peak.  The baseline is a bare Python with paho-mqtt
 imported: the floor any edge program stands on.
 
 ``python -m bench.memory [--seconds 20] [--rate 20] [--resolution 1920x1080] [--no-player] [--breakdown]``
@@ -52,7 +53,7 @@ def _edge(kind: str, device_id: str, toml: str, url: str, site: str, folder: Pat
     if kind == "display" and player and shutil.which("aplay") is None:
         env["PATH"] = _silent_player(folder) + os.pathsep + env.get("PATH", "")
     log = open(folder / f"{device_id}.log", "wb")  # noqa: SIM115 - the process keeps it
-    return subprocess.Popen([sys.executable, "-m", "nextup.cli", kind, "--sim", "--config", str(config)],
+    return subprocess.Popen([sys.executable, "-m", "nextup", kind, "--sim", "--config", str(config)],
                             env=env, stdout=log, stderr=log, cwd=REPO)
 
 

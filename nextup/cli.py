@@ -11,6 +11,7 @@ from central.domain.errors import NextupError
 
 from . import __version__
 from . import settings as settings_mod
+from .launch import run_device
 
 
 class NextupGroup(click.Group):
@@ -109,13 +110,6 @@ def user_add(name: str, role: str, config: str | None) -> None:
     click.echo(f"user {name} ({role}) added")
 
 
-def _logs(settings: settings_mod.Settings, kind: str) -> None:
-    """One line per event on stderr, JSON unless it is a terminal, named after the device."""
-    from nextup import logs
-
-    logs.setup(settings.device_id or kind)
-
-
 def _edge_options(func):  # type: ignore[no-untyped-def]
     func = click.option("--sim", is_flag=True, help="mock pins (gpiozero MockFactory) and a dummy printer")(
         func
@@ -125,28 +119,22 @@ def _edge_options(func):  # type: ignore[no-untyped-def]
     )
 
 
+# The device commands are also run without click by nextup.launch, the ``nextup`` command's entry
+# point; an option added here must be added there too.
+
+
 @main.command()
 @_edge_options
 def kiosk(config: str | None, sim: bool) -> None:
     """The ticket kiosk: buttons and a thermal printer."""
-    from edge.kiosk import Kiosk
-
-    settings = _settings(config)
-    _logs(settings, "kiosk")
-    with Kiosk(settings, sim=sim) as device:
-        device.run()
+    run_device("kiosk", config, sim)
 
 
 @main.command()
 @_edge_options
 def point(config: str | None, sim: bool) -> None:
     """The point unit: buttons, LEDs and an LCD at a service point."""
-    from edge.pointbutton import PointUnit
-
-    settings = _settings(config)
-    _logs(settings, "point")
-    with PointUnit(settings, sim=sim) as device:
-        device.run()
+    run_device("point", config, sim)
 
 
 @main.command()
@@ -156,11 +144,7 @@ def point(config: str | None, sim: bool) -> None:
 )
 def display(config: str | None, sim: bool, screenshot: str | None) -> None:
     """The hall display: calls and waiting counts on an HDMI screen."""
-    from edge.display.app import run_display
-
-    settings = _settings(config)
-    _logs(settings, "display")
-    run_display(settings, sim=sim, screenshot=screenshot)
+    run_device("display", config, sim, screenshot)
 
 
 @main.group()

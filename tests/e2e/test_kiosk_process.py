@@ -22,7 +22,7 @@ def test_a_sim_press_on_the_kiosk_process_prints_a_ticket_central_records(broker
     env = {**os.environ, "NEXTUP_DEVICE_ID": "kiosk-1", "NEXTUP_MQTT_URL": central.device_urls["kiosk-1"],
            "NEXTUP_SITE": broker.site, "NEXTUP_PRINTER": f"file:{tickets}"}
     env.pop("NOTIFY_SOCKET", None)
-    process = subprocess.Popen([sys.executable, "-m", "nextup.cli", "kiosk", "--sim"], env=env,
+    process = subprocess.Popen([sys.executable, "-m", "nextup", "kiosk", "--sim"], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         observer.expect(observer.topics.device_status("kiosk-1"),

@@ -39,7 +39,7 @@ def start_point(broker, central, notify_path=None) -> subprocess.Popen:
     env.pop("NOTIFY_SOCKET", None)
     if notify_path is not None:
         env.update(NOTIFY_SOCKET=str(notify_path), WATCHDOG_USEC="200000")
-    return subprocess.Popen([sys.executable, "-m", "nextup.cli", "point", "--sim"], env=env,
+    return subprocess.Popen([sys.executable, "-m", "nextup", "point", "--sim"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
