@@ -86,8 +86,20 @@ from nextup.contract import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+BOARD_CALLS = 10
+RECENT_SERVICES = 20
+CALL_EXPIRY_S = 60
+
+
 # Statements on the hot paths are built once: building a statement and its cache key
 # cost more than running it (a press ran about twenty).
+def _literal_limit(rows: int) -> Any:
+    # In the statement's text: PostgreSQL guesses that a prepared LIMIT $1 keeps a tenth of the rows,
+    # so with a long history the board's statement never got a generic plan and was planned anew at
+    # every change (0.6 ms instead of 0.27 with 100,000 past tickets).
+    return bindparam("limit", rows, literal_execute=True)
+
+
 _SITE = SiteRow.__table__
 _TICKETS = TicketRow.__table__
 _SERVICES = ServiceRow.__table__
@@ -124,7 +136,7 @@ _LAST_CALLS = (
     .outerjoin(_POINTS, _POINTS.c.serial == _TICKETS.c.point_serial)
     .where(_TICKETS.c.called_at.is_not(None), _TICKETS.c.point_serial.is_not(None))
     .order_by(_TICKETS.c.called_at.desc())
-    .limit(bindparam("limit"))
+    .limit(_literal_limit(BOARD_CALLS))
 )
 _CALLED = (
     select(_TICKETS.c.point_serial, _TICKETS.c.number, _SERVICES.c.key)
@@ -135,7 +147,7 @@ _RECENT_SERVICES = (
     select(_TICKETS.c.called_at, _TICKETS.c.finished_at)
     .where(_TICKETS.c.service_id == bindparam("service_id"), _TICKETS.c.state == TicketState.SERVED.value)
     .order_by(_TICKETS.c.finished_at.desc())
-    .limit(bindparam("limit"))
+    .limit(_literal_limit(RECENT_SERVICES))
 )
 _ACTIVE_POINTS = (
     select(func.count(PointRow.id))
@@ -225,10 +237,6 @@ _NEW_TICKETS = "nextup.new_tickets"
 _LOG_LINES = "nextup.log_lines"
 EVENTS = "nextup.events"
 """Key of Session.info: the ``TicketEvent``s of the transaction, inserted when it commits."""
-
-BOARD_CALLS = 10
-RECENT_SERVICES = 20
-CALL_EXPIRY_S = 60
 
 
 @dataclass(frozen=True)
@@ -529,7 +537,7 @@ class Coordinator:
         return heads
 
     def _recent_service_s(self, s: Session, service_id: int) -> list[float]:
-        rows = s.execute(_RECENT_SERVICES, {"service_id": service_id, "limit": RECENT_SERVICES})
+        rows = s.execute(_RECENT_SERVICES, {"service_id": service_id})
         return [(done - called).total_seconds() for called, done in rows if called and done]
 
     def _active_points_for(self, s: Session, service_id: int) -> int:
@@ -634,7 +642,7 @@ class Coordinator:
     def _board(self, s: Session, version: int, counts: dict[int, int] | None = None) -> Board:
         counts = self._waiting_counts(s) if counts is None else counts
         # Plain columns, not rows: the board is built on every change.
-        recent = s.execute(_LAST_CALLS, {"limit": BOARD_CALLS})
+        recent = s.execute(_LAST_CALLS)
         config = self._configuration(s)
         ids = config.service_ids
         services = sorted(v.key for v in config.rules.services.values() if v.active)
