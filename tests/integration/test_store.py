@@ -263,7 +263,7 @@ def test_sqlite_numbers_new_rows_after_the_largest_id_even_after_a_rollback(
     first = coordinator.issue_ticket("cash", channel=Channel.WEB)
     with pytest.raises(RuntimeError), coordinator.store.write() as s:
         coordinator._issue(s, "cash", None, Channel.WEB, None, None)
-        s.flush()
+        assert s.scalar(select(func.count(TicketRow.id))) == 2  # inserted: the next statement sees it
         raise RuntimeError("the batch failed")
     second = coordinator.issue_ticket("cash", channel=Channel.WEB)
     with coordinator.store.read() as s:
@@ -289,6 +289,26 @@ def test_a_ticket_is_logged_as_issued_only_when_its_transaction_commits(
     logged = [r.__dict__["ticket"] for r in caplog.records if r.getMessage() == "ticket issued"]
     assert len(numbers) == 2
     assert logged == [numbers[-1]]
+
+
+def test_a_ticket_issued_in_a_savepoint_rolled_back_leaves_no_row_event_or_log_line(
+    coordinator: Coordinator, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="central.coordinator"), coordinator.store.write() as s:
+        with pytest.raises(RuntimeError), coordinator.savepoint(s):
+            coordinator._issue(s, "cash", None, Channel.WEB, None, None)  # not inserted yet
+            raise RuntimeError("refused")
+        with pytest.raises(RuntimeError), coordinator.savepoint(s):
+            coordinator._issue(s, "cash", None, Channel.WEB, None, None)
+            assert s.scalar(select(func.count(TicketRow.id))) == 1  # inserted in the savepoint
+            raise RuntimeError("refused")
+        kept = coordinator._issue(s, "loans", None, Channel.WEB, None, None)
+    with coordinator.store.read() as s:
+        assert s.scalars(select(TicketRow.number)).all() == [kept.number]
+        events = s.execute(select(TicketEventRow.kind, TicketEventRow.service_key)).all()
+    assert events == [("issued", "loans")]
+    logged = [r.__dict__["ticket"] for r in caplog.records if r.getMessage() == "ticket issued"]
+    assert logged == [kept.number]
 
 
 def test_central_copies_the_sqlite_log_into_the_database_beside_its_commits(sqlite_url: str) -> None:
