@@ -138,11 +138,6 @@ _LAST_CALLS = (
     .order_by(_TICKETS.c.called_at.desc())
     .limit(_literal_limit(BOARD_CALLS))
 )
-_CALLED = (
-    select(_TICKETS.c.point_serial, _TICKETS.c.number, _SERVICES.c.key)
-    .join(_SERVICES, _SERVICES.c.id == _TICKETS.c.service_id)
-    .where(_TICKETS.c.state == TicketState.CALLED.value)
-)
 _RECENT_SERVICES = (
     select(_TICKETS.c.called_at, _TICKETS.c.finished_at)
     .where(_TICKETS.c.service_id == bindparam("service_id"), _TICKETS.c.state == TicketState.SERVED.value)
@@ -154,6 +149,9 @@ _ACTIVE_POINTS = (
     .join(PointRow.services)
     .where(ServiceRow.id == bindparam("service_id"), PointRow.active.is_(True))
 )
+_CALLED_HERE = _TICKETS.alias("called_here")
+_CALLED_FOR = _SERVICES.alias("called_for")
+# Every point, one line per service it provides, with the ticket called at it (number, service).
 _POINT_LINES = (
     select(
         _POINTS.c.serial,
@@ -162,8 +160,18 @@ _POINT_LINES = (
         _POINTS.c.last_command_id,
         _POINTS.c.last_error,
         point_services.c.service_id,
+        _CALLED_HERE.c.number,
+        _CALLED_FOR.c.key,
     )
     .outerjoin(point_services, point_services.c.point_id == _POINTS.c.id)
+    .outerjoin(
+        _CALLED_HERE,
+        and_(
+            _CALLED_HERE.c.point_serial == _POINTS.c.serial,
+            _CALLED_HERE.c.state == TicketState.CALLED.value,
+        ),
+    )
+    .outerjoin(_CALLED_FOR, _CALLED_FOR.c.id == _CALLED_HERE.c.service_id)
     .order_by(_POINTS.c.serial)
 )
 # A point as a press needs it, one line per service it provides (its row locked where the database can).
@@ -655,10 +663,6 @@ class Coordinator:
             version=version,
         )
 
-    def _called(self, s: Session) -> dict[int, Current]:
-        """The ticket called at each point that has one."""
-        return {serial: Current(number, key) for serial, number, key in s.execute(_CALLED)}
-
     def _point_states(
         self,
         s: Session,
@@ -671,12 +675,14 @@ class Coordinator:
         """The states of the points at ``serials`` and of every point providing one of ``service_ids``
         (of every point when ``serials`` is None), by serial. Plain columns: a site has tens of points."""
         points: dict[int, tuple[tuple[str, bool, str | None, Any], set[int]]] = {}
-        for serial, name, active, command_id, error, service_id in s.execute(_POINT_LINES):
+        called: dict[int, Current] = {}
+        for serial, name, active, command_id, error, service_id, number, key in s.execute(_POINT_LINES):
             _line, provided = points.setdefault(serial, ((name, active, command_id, error), set()))
             if service_id is not None:
                 provided.add(service_id)
+            if number is not None:
+                called[serial] = Current(number, key)
         wanted, touched = (None if serials is None else set(serials)), set(service_ids)
-        called = self._called(s) if points else {}
         return [
             PointState(
                 serial=serial,
@@ -1427,28 +1433,11 @@ def _service(row: ServiceRow) -> Service:
 
 
 def _ticket(row: TicketRow) -> Ticket:
-    return Ticket(
-        number=row.number,
-        service=row.service.key,
-        priority=row.priority,
-        priority_rank=row.priority_rank,
-        seq=row.seq,
-        day=row.day,
-        issued_at=row.issued_at,
-        channel=Channel(row.channel),
-        token=row.token,
-        language=row.language,
-        state=TicketState(row.state),
-        point=row.point_serial,
-        called_at=row.called_at,
-        finished_at=row.finished_at,
-        calls=row.calls,
-        id=row.id,
-    )
+    return _ticket_of(row, row.service.key)
 
 
 def _ticket_of(line: Any, service: str) -> Ticket:
-    """The domain ticket of a line of ``_TICKET_LINE`` columns, of the service with key ``service``."""
+    """The domain ticket of a ticket row or a line of its columns, of the service with key ``service``."""
     return Ticket(
         number=line.number,
         service=service,
