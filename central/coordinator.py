@@ -91,8 +91,6 @@ RECENT_SERVICES = 20
 CALL_EXPIRY_S = 60
 
 
-# Statements on the hot paths are built once: building a statement and its cache key
-# cost more than running it (a press ran about twenty).
 def _literal_limit(rows: int) -> Any:
     # In the statement's text: PostgreSQL guesses that a prepared LIMIT $1 keeps a tenth of the rows,
     # so with a long history the board's statement never got a generic plan and was planned anew at
@@ -100,6 +98,8 @@ def _literal_limit(rows: int) -> Any:
     return bindparam("limit", rows, literal_execute=True)
 
 
+# Statements on the hot paths are built once: building a statement and its cache key
+# cost more than running it (a press ran about twenty).
 _SITE = SiteRow.__table__
 _TICKETS = TicketRow.__table__
 _SERVICES = ServiceRow.__table__
