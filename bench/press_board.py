@@ -1,10 +1,12 @@
 """Press -> board: a point unit's ``next`` until the hall display has the new board.
 
-Through the broker, central and the store (SQLite, in this process): a client
-with point-1's credentials publishes the command as the unit does, a client
-with the display's credentials waits for the retained board that shows it.
-The baseline is the same path with an echo in central's place: device ->
-broker -> echo -> broker -> display, what MQTT alone costs.
+Through the broker, central and the store (SQLite): a client with point-1's
+credentials publishes the command as the unit does, a client with the
+display's credentials waits for the retained board that shows it. Central runs
+in this process first (sharing the interpreter with the benchmark's clients,
+as the echo does), then as ``nextup central`` in a process of its own, as
+deployed. The baseline is the same path with an echo in central's place:
+device -> broker -> echo -> broker -> display, what MQTT alone costs.
 
 ``python -m bench.press_board [--presses N]``
 """
@@ -13,22 +15,30 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
 from bench.site import (
     bench_site,
     bulk_tickets,
+    central_process,
     close,
     latency_line,
     machine,
     mqtt_client,
     percentile,
+    prepare_database,
+    stop_process,
     subscribe,
 )
+from bench.ticket_requests import RoundTrips
+from broker.mosquitto import RunningBroker
 from central.domain import Channel
 from nextup.contract import QOS, Topics
 
@@ -90,29 +100,69 @@ def main(argv: list[str] | None = None) -> None:
 
         # A steady queue of a busy hall: one ticket comes (untimed) for each one called.
         bulk_tickets(site.central.settings.database, "cash", args.queue)
-        display = Watcher(site.device_urls["display-1"], topics.board)
-        unit = mqtt_client(site.device_urls["point-1"])
-        display.wait(lambda last: "version" in last)
-        through = []
-        for i in range(args.presses + 50):
-            site.central.coordinator.issue_ticket("cash", channel=Channel.API)
-            version = site.central.coordinator.board().version
-            display.wait(lambda last, v=version: int(last.get("version", -1)) >= v)
-            start = time.perf_counter()
-            command = {"command_id": uuid.uuid4().hex, "action": "next"}
-            unit.publish(topics.command("point-1"), json.dumps(command), qos=QOS)
-            arrived = display.wait(lambda last, v=version: int(last.get("version", -1)) > v)
-            if i >= 50:
-                through.append(arrived - start)
-        close(unit)
-        display.close()
+        coordinator = site.central.coordinator
+
+        def issue() -> None:
+            coordinator.issue_ticket("cash", channel=Channel.API)
+
+        through = _presses(args.presses, topics, site.device_urls, issue)
+
+    deployed = _central_process(args)
 
     print(f"point press (next) -> board at the display, {args.queue} waiting ({machine()})")
     print("  " + latency_line("raw MQTT, echo for central (baseline)", raw))
-    print("  " + latency_line("through central + SQLite", through))
-    p50 = percentile(through, 50) / percentile(raw, 50)
-    p99 = percentile(through, 99) / percentile(raw, 99)
-    print(f"  ratio p50 {p50:.1f}x  p99 {p99:.1f}x   target: p99 <= 5 ms")
+    runs = (("through central + SQLite", through), ("same, `nextup central` process", deployed))
+    for label, samples in runs:
+        print("  " + latency_line(label, samples))
+        p50 = percentile(samples, 50) / percentile(raw, 50)
+        p99 = percentile(samples, 99) / percentile(raw, 99)
+        print(f"    ratio p50 {p50:.1f}x  p99 {p99:.1f}x   target: p99 <= 5 ms")
+
+
+def _presses(count: int, topics: Topics, urls: dict[str, str], issue: Callable[[], None]) -> list[float]:
+    """Press -> board of ``count`` presses at point 1, ``issue`` adding one ticket (untimed) before each."""
+    display = Watcher(urls["display-1"], topics.board)
+    unit = mqtt_client(urls["point-1"])
+    display.wait(lambda last: "version" in last)
+    through = []
+    for i in range(count + 50):
+        before = int(display.last.get("version", -1))  # type: ignore[call-overload]
+        issue()
+        # The board with that ticket, so the press's board is the next one.
+        display.wait(lambda last, v=before: int(last.get("version", -1)) > v)
+        version = int(display.last["version"])  # type: ignore[call-overload]
+        start = time.perf_counter()
+        command = {"command_id": uuid.uuid4().hex, "action": "next"}
+        unit.publish(topics.command("point-1"), json.dumps(command), qos=QOS)
+        arrived = display.wait(lambda last, v=version: int(last.get("version", -1)) > v)
+        if i >= 50:
+            through.append(arrived - start)
+    close(unit)
+    display.close()
+    return through
+
+
+def _central_process(args: argparse.Namespace) -> list[float]:
+    """Press -> board with ``nextup central`` in a process of its own; a kiosk adds the tickets."""
+    with tempfile.TemporaryDirectory(prefix="nextup-bench-") as tmp:
+        folder = Path(tmp)
+        url = f"sqlite:///{folder / 'bench.sqlite3'}"
+        prepare_database(url)
+        bulk_tickets(url, "cash", args.queue)
+        with RunningBroker(folder / "broker") as broker:
+            urls = {d: broker.add_device(d, kind) for d, kind in
+                    (("point-1", "point"), ("display-1", "display"), ("kiosk-1", "kiosk"))}
+            central = central_process(url, broker, folder)
+            try:
+                topics = Topics(broker.site)
+                kiosk = RoundTrips(urls["kiosk-1"], topics.ticket_request("kiosk-1"),
+                                   topics.ticket_reply("kiosk-1"))
+                try:
+                    return _presses(args.presses, topics, urls, lambda: None if kiosk.run(1, 1) else None)
+                finally:
+                    kiosk.close()
+            finally:
+                stop_process(central)
 
 
 if __name__ == "__main__":
