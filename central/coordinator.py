@@ -228,6 +228,20 @@ _NEW_TICKET = {
     "print_error": None,
 }
 
+_CLASS_RANK = (
+    select(PriorityRow.__table__.c.rank)
+    .where(PriorityRow.__table__.c.key == _TICKETS.c.priority)
+    .scalar_subquery()
+)
+_RERANK_OPEN_TICKETS = (
+    update(_TICKETS)
+    .where(
+        _TICKETS.c.state.in_((_WAITING, TicketState.CALLED.value)),
+        _TICKETS.c.priority_rank != _CLASS_RANK,  # a class removed since: kept as it was
+    )
+    .values(priority_rank=_CLASS_RANK)
+)
+
 _FIRST_CLASS = select(func.min(_TICKETS.c.priority_rank)).where(
     _TICKETS.c.state == _WAITING, _TICKETS.c.service_id == bindparam("service_id")
 )
@@ -488,6 +502,9 @@ class Coordinator:
             s.add(SiteRow(id=1, version=0, config_version=0))
             s.flush()
         s.execute(update(SiteRow).where(SiteRow.id == 1).values(config_version=SiteRow.config_version + 1))
+        # A ticket in the queue takes its class's place as it is now: kept at the rank its class had
+        # when it was issued, a class moved since would have later tickets of it called first.
+        s.execute(_RERANK_OPEN_TICKETS)
 
     def _point_at_work(self, s: Session, serial: int) -> _PointAtWork:
         """Point ``serial`` with the services it provides, locked for a command (once a transaction)."""

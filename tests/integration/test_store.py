@@ -16,6 +16,7 @@ from helpers import Clock
 from sqlalchemy import event, func, insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
+from central import registry
 from central.coordinator import Coordinator, Job
 from central.domain import Channel, PointAction
 from central.store import Store
@@ -309,6 +310,23 @@ def test_a_ticket_issued_in_a_savepoint_rolled_back_leaves_no_row_event_or_log_l
     assert events == [("issued", "loans")]
     logged = [r.__dict__["ticket"] for r in caplog.records if r.getMessage() == "ticket issued"]
     assert logged == [kept.number]
+
+
+def test_classes_reordered_while_people_wait_call_each_class_in_issue_order(
+    coordinator: Coordinator, clock: Clock
+) -> None:
+    registry.set_policy(coordinator, policy="strict", aging_after_s=600, ratio=None)
+    issued = []
+    for priority in ("free", "paid", "free"):
+        issued.append(coordinator.issue_ticket("cash", priority, channel=Channel.KIOSK).number)
+        clock.advance(minutes=1)
+    registry.move_priority(coordinator, "free", "up")  # free now goes first
+    for priority in ("free", "paid"):
+        issued.append(coordinator.issue_ticket("cash", priority, channel=Channel.KIOSK).number)
+        clock.advance(minutes=1)
+    called = [press(coordinator, 1, "next").state.current.number for _ in issued]
+    # Both free tickets issued before the move come before the one issued after it, then paid alike.
+    assert called == [issued[0], issued[2], issued[3], issued[1], issued[4]]
 
 
 def test_central_copies_the_sqlite_log_into_the_database_beside_its_commits(sqlite_url: str) -> None:
