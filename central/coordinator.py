@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from functools import lru_cache
-from types import SimpleNamespace
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -213,20 +212,9 @@ _UPDATE_POINT = update(_POINTS).where(_POINTS.c.id == bindparam("point_id"))
 _INSERT_EVENTS = insert(TicketEventRow.__table__)
 _INSERT_TICKETS = insert(_TICKETS)
 _INSERT_TICKETS_RETURNING = insert(_TICKETS).returning(_TICKETS.c.id, sort_by_parameter_order=True)
-# The columns of a new ticket that _add_waiting's callers do not give: every row of a multi-row
-# INSERT must have the same keys.
-_NEW_TICKET = {
-    "state": _WAITING,
-    "calls": 0,
-    "language": None,
-    "point_serial": None,
-    "specialist_id": None,
-    "called_at": None,
-    "finished_at": None,
-    "device_id": None,
-    "printed": None,
-    "print_error": None,
-}
+# The columns of a new ticket that neither the domain's ticket nor _add_waiting's callers give:
+# every row of a multi-row INSERT must have the same keys.
+_NEW_TICKET = {"specialist_id": None, "device_id": None, "printed": None, "print_error": None}
 
 _CLASS_RANK = (
     select(PriorityRow.__table__.c.rank)
@@ -859,21 +847,7 @@ class Coordinator:
             token=secrets.token_urlsafe(24),
             language=language,
         )
-        self._add_waiting(
-            s,
-            service.key,
-            service_id,
-            now,
-            number=ticket.number,
-            day=ticket.day,
-            seq=ticket.seq,
-            priority=ticket.priority,
-            priority_rank=ticket.priority_rank,
-            channel=ticket.channel.value,
-            token=ticket.token,
-            language=ticket.language,
-            device_id=device_id,
-        )
+        self._add_waiting(s, ticket, service_id, device_id=device_id)
         _log_on_commit(s, "ticket issued", ticket=ticket.number, channel=channel.value, device=device_id)
         self._touch(s, [service_id])
         return TicketView(
@@ -892,20 +866,36 @@ class Coordinator:
             language=ticket.language,
         )
 
-    def _add_waiting(
-        self, s: Session, service_key: str, service_id: int, issued_at: datetime, **columns: Any
-    ) -> tuple[dict[str, Any], Ticket]:
-        """A new ticket of a service issued at ``issued_at``, with its "issued" event: its row, inserted
-        (and given its id) before the transaction's next statement, and the ticket."""
-        row = {**_NEW_TICKET, "service_id": service_id, "issued_at": issued_at, **columns}
+    def _add_waiting(self, s: Session, ticket: Ticket, service_id: int, **columns: Any) -> dict[str, Any]:
+        """New ``ticket`` of the service ``service_id``, with its "issued" event; ``columns`` are those
+        of its row the domain does not know (device, print). Its row, inserted (and given its id)
+        before the transaction's next statement."""
+        row = {
+            **_NEW_TICKET,
+            "service_id": service_id,
+            "number": ticket.number,
+            "day": ticket.day,
+            "seq": ticket.seq,
+            "priority": ticket.priority,
+            "priority_rank": ticket.priority_rank,
+            "channel": ticket.channel.value,
+            "token": ticket.token,
+            "language": ticket.language,
+            "state": ticket.state.value,
+            "point_serial": ticket.point,
+            "issued_at": ticket.issued_at,
+            "called_at": ticket.called_at,
+            "finished_at": ticket.finished_at,
+            "calls": ticket.calls,
+            **columns,
+        }
         new = s.info.get(_NEW_TICKETS)
         if new is None:
             new = s.info[_NEW_TICKETS] = []
             event.listen(s, "do_orm_execute", _before_statement)
         new.append(row)
-        ticket = _ticket_of(SimpleNamespace(id=None, **row), service_key)
-        self._event(s, row, "issued", issued_at, ticket=ticket)
-        return row, ticket
+        self._event(s, row, "issued", ticket.issued_at, ticket=ticket)
+        return row
 
     def _next_seq(self, s: Session, service_id: int, day: Any) -> int:
         # Numbering is shared with the numbers leased to kiosks: one place decides both.
@@ -1290,8 +1280,8 @@ class Coordinator:
             **columns,
         }
 
+    @staticmethod
     def _event(
-        self,
         s: Session,
         of: int | TicketRow | dict[str, Any],
         kind: str,
@@ -1420,10 +1410,11 @@ def _write_log_lines(s: Session) -> None:
 
 
 def _held(s: Session, kind: type, key: Any, load: Callable[[], Any]) -> Any:
-    """The row of ``kind`` by ``key``, loaded once per transaction.
+    """What ``load`` reads of ``kind`` by ``key`` (the site row, the configuration's version), once
+    per transaction.
 
     The session's identity map holds unchanged rows weakly: without this, every job of
-    a batch would read the site and its service again.
+    a batch would read them again.
     """
     held = s.info.setdefault(_HELD, {})
     if (kind, key) not in held:

@@ -44,7 +44,7 @@ from sqlalchemy import event, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from central.domain import Channel, DeviceKind, TicketState, service_day
+from central.domain import Channel, DeviceKind, Ticket, service_day
 from central.domain.errors import NextupError
 from central.domain.model import format_number
 from central.store.models import (
@@ -371,26 +371,28 @@ def _enter(
     if token is None or s.scalar(select(TicketRow.id).where(TicketRow.token == token)) is not None:
         token = secrets.token_urlsafe(24)
     device = s.get(DeviceRow, device_id)
-    expired = lease.day < today
-    # A ticket of a day gone by is entered as it ended: cancelled when it arrived.
-    ended = {"state": TicketState.CANCELLED.value, "finished_at": now} if expired else {}
-    row, entered = coordinator._add_waiting(
-        s,
-        service.key,
-        service.id,
-        issued,
+    entered = Ticket(
         number=ticket.number,
-        day=lease.day,
-        seq=ticket.seq,
+        service=service.key,
         priority=priority.key,
         priority_rank=priority.rank,
-        channel=Channel.KIOSK.value,
+        seq=ticket.seq,
+        day=lease.day,
+        issued_at=issued,
+        channel=Channel.KIOSK,
         token=token,
         language=ticket.language or (device.language if device else None) or rules.language,
+    )
+    expired = lease.day < today
+    if expired:
+        entered = entered.cancel(now)  # a ticket of a day gone by is entered as it ended
+    row = coordinator._add_waiting(
+        s,
+        entered,
+        service.id,
         device_id=device_id,
         printed=ticket.printed,
         print_error=(ticket.reason or "not printed") if ticket.printed is False else None,
-        **ended,
     )
     coordinator._event(s, row, "offline", now, ticket=entered)
     state = WAITING
