@@ -157,8 +157,12 @@ def _central_process(args: argparse.Namespace) -> list[float]:
                 topics = Topics(broker.site)
                 kiosk = RoundTrips(urls["kiosk-1"], topics.ticket_request("kiosk-1"),
                                    topics.ticket_reply("kiosk-1"))
+
+                def issue() -> None:
+                    kiosk.run(1, 1)
+
                 try:
-                    return _presses(args.presses, topics, urls, lambda: None if kiosk.run(1, 1) else None)
+                    return _presses(args.presses, topics, urls, issue)
                 finally:
                     kiosk.close()
             finally:
