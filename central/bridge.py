@@ -11,7 +11,10 @@ and the broker has taken the reply and states it caused (paho's manual
 acknowledgement, released by a second thread in arrival order), so a central
 killed mid-way gets the message again from its persistent session; the stored
 request and command ids make that second delivery answer alike and do nothing
-twice.
+twice.  While the database is unavailable the worker tries the same batch
+again, with growing pauses, and nothing behind it is acknowledged; a message
+whose MQTT expiry runs out meanwhile is dropped (its sender has given up on
+it: a kiosk has printed an offline ticket instead).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from paho.mqtt.properties import Properties
 
 from central import leases
 from central.coordinator import CommandResult, Coordinator, Job, Message
-from central.domain.errors import NextupError
+from central.domain.errors import NextupError, StoreUnavailable
 from central.retained import RetainedVersions
 from nextup.contract import (
     PAYLOAD_OF_ROUTE,
@@ -50,6 +53,9 @@ log = logging.getLogger(__name__)
 SESSION_EXPIRY_S = 24 * 3600
 BATCH_MAX = 100
 """Messages handled in one transaction at most; the broker's max_inflight_messages caps it too."""
+RETRY_FIRST_S = 0.05
+RETRY_MAX_S = 2.0
+"""Pauses between tries of a batch while the database is unavailable: doubling up to this."""
 
 _KIND_OF_PAYLOAD = {model: kind for kind, model in PAYLOAD_OF_ROUTE.items()}
 _SNAPSHOT: Any = object()
@@ -117,6 +123,7 @@ class Bridge:
         self._threads: list[threading.Thread] = []
         self._timers: list[Callable[[str, float], None]] = []
         self._stopping = False
+        self._halt = threading.Event()  # wakes a worker waiting for the database when central stops
         self._connection = 0
         self._publish_lock = threading.Lock()
         self.client = mqtt.Client(
@@ -151,6 +158,7 @@ class Bridge:
             self.url.host, self.url.port, keepalive=30, clean_start=False, properties=props
         )
         self._stopping = False
+        self._halt.clear()
         self._threads = [
             threading.Thread(target=self._work, name="central-bridge-worker", daemon=True),
             threading.Thread(target=self._acknowledge, name="central-bridge-acks", daemon=True),
@@ -166,6 +174,7 @@ class Bridge:
     def stop(self) -> None:
         self.coordinator.remove_listener(self.publish)
         self._stopping = True
+        self._halt.set()
         self._inbox.put(None)
         if self._threads:
             self._threads[0].join(timeout=10)
@@ -254,7 +263,8 @@ class Bridge:
             if first is None:
                 return
             if first[1] is _SNAPSHOT:
-                self.publish(self.coordinator.snapshot())
+                if not self._until_stored(lambda: self.publish(self.coordinator.snapshot()), "the snapshot"):
+                    return
                 self.connected.set()
                 continue
             batch = [first]
@@ -269,8 +279,17 @@ class Bridge:
                 batch.append(item)
             sent: list[mqtt.MQTTMessageInfo] = []
             self._local.sent = sent
+
+            live = list(batch)  # less what expires while the database is away; all are acknowledged
+
+            def handle(live: list[_Inbound] = live) -> None:
+                now = time.perf_counter()
+                live[:] = [item for item in live if not self._expired(item[1], item[2], now)]
+                self.handle_batch([(m.topic, m.payload, m.properties) for _, m, _ in live])
+
             try:
-                self.handle_batch([(m.topic, m.payload, m.properties) for _, m, _ in batch])
+                if not self._until_stored(handle, f"{len(batch)} messages"):
+                    return  # stopped first: unacknowledged, they come again to the next start
             except Exception:
                 # A bug must not kill the bridge; the messages are acknowledged so they cannot loop forever.
                 log.exception("failed to handle %d messages", len(batch))
@@ -278,6 +297,36 @@ class Bridge:
                 self._local.sent = None
             self._timed([(m.topic, received) for _, m, received in batch])
             self._acks.put((batch, sent))
+
+    def _until_stored(self, work: Callable[[], None], what: str) -> bool:
+        """Do ``work``, again and again while the database is unavailable; False: central stopped first."""
+        pause = RETRY_FIRST_S
+        waiting_since: float | None = None
+        while True:
+            try:
+                work()
+            except StoreUnavailable as exc:
+                if waiting_since is None:
+                    waiting_since = time.monotonic()
+                    log.error("%s; %s wait for it", exc.message, what)
+                if self._halt.wait(pause):
+                    return False
+                pause = min(pause * 2, RETRY_MAX_S)
+                continue
+            if waiting_since is not None:
+                log.warning("the database is back after %.1f s", time.monotonic() - waiting_since)
+            return True
+
+    def _expired(self, msg: mqtt.MQTTMessage, received: float, now: float) -> bool:
+        """Whether ``msg``'s MQTT expiry ran out here (waiting for the database): logged once."""
+        expiry = getattr(msg.properties, "MessageExpiryInterval", None) if msg.properties else None
+        if expiry is None or now - received <= expiry:
+            return False
+        self.rejections.reject(
+            "expired", f"{msg.topic}: its expiry ({expiry} s) ran out before the database was back",
+            topic=msg.topic,
+        )
+        return True
 
     def _acknowledge(self) -> None:
         """Acknowledge each batch, in arrival order, once the broker holds everything it caused.
@@ -337,6 +386,8 @@ class Bridge:
                 return
             try:
                 answers = self.coordinator.run([job for job, _ in jobs])
+            except StoreUnavailable:
+                raise  # the whole batch waits for the database
             except Exception:
                 if len(jobs) == 1:
                     raise
@@ -346,6 +397,8 @@ class Bridge:
                 for job, _ in jobs:
                     try:
                         answers.extend(self.coordinator.run([job]))
+                    except StoreUnavailable:
+                        raise
                     except Exception as exc:
                         log.exception("failed to handle %s %s", job.kind, job.message_id)
                         answers.append(exc)
@@ -367,6 +420,8 @@ class Bridge:
                 run_jobs()  # in arrival order
                 try:
                     self._handle_other(device_id, message)
+                except StoreUnavailable:
+                    raise
                 except NextupError as exc:
                     self._reject(exc, device_id, message)
         run_jobs()

@@ -45,6 +45,7 @@ from central.domain.errors import (
     NextupError,
     NotPermitted,
     ServiceInactive,
+    StoreUnavailable,
     UnknownDevice,
     UnknownPoint,
     UnknownTicket,
@@ -993,12 +994,16 @@ class Coordinator:
         which is what lets a busy central keep up: one commit and one set of states per batch.
         Each answer is stored in the same transaction as its effect, and a redelivery gets it again.
         """
-        for _attempt in range(3):
+        for attempt in range(3):
             try:
                 with self.store.write() as s:
                     answers, messages = self._run(s, jobs)
             except IntegrityError:
                 continue  # a message committed by another instance meanwhile: answer as it did
+            except StoreUnavailable as exc:
+                if exc.stale_connection and attempt == 0:
+                    continue  # the database had dropped the connection (restarted): the pool has new ones
+                raise
             self._emit(messages)
             return answers
         raise RuntimeError(f"{jobs[0].kind} {jobs[0].message_id} kept conflicting")

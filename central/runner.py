@@ -10,6 +10,7 @@ from typing import Any
 
 from central.bridge import Bridge
 from central.coordinator import Coordinator, Message
+from central.domain.errors import StoreUnavailable
 from central.store import Store
 from central.store.migrate import check_schema
 from central.web import create_app, live
@@ -87,6 +88,8 @@ class Central:
                 if current != self._published_site and self.bridge.connected.is_set():
                     self.bridge.publish([m for m in current if m not in self._published_site])
                     self._published_site = current
+            except StoreUnavailable:
+                continue  # the bridge logs the database's absence, once; the next tick tries again
             except Exception:
                 log.exception("periodic republish failed")
 

@@ -152,14 +152,17 @@ class Client:
                 raise TimeoutError(f"no SUBACK for {topics}")
 
     def publish(self, topic: str, payload: bytes | str, *, response_topic: str | None = None,
-                correlation: bytes | None = None, retain: bool = False) -> mqtt.MQTTMessageInfo:
+                correlation: bytes | None = None, retain: bool = False,
+                expiry_s: int | None = None) -> mqtt.MQTTMessageInfo:
         props = None
-        if response_topic is not None or correlation is not None:
+        if response_topic is not None or correlation is not None or expiry_s is not None:
             props = Properties(PacketTypes.PUBLISH)
             if response_topic is not None:
                 props.ResponseTopic = response_topic
             if correlation is not None:
                 props.CorrelationData = correlation
+            if expiry_s is not None:
+                props.MessageExpiryInterval = expiry_s
         return self.client.publish(topic, payload, qos=1, retain=retain, properties=props)
 
     def wait_acked(self, infos: list[mqtt.MQTTMessageInfo], timeout: float = 30.0) -> None:

@@ -82,3 +82,15 @@ class BadPayload(NextupError, ValueError):
 
 class InvalidSiteFile(NextupError, ValueError):
     code = "invalid_site_file"
+
+
+class StoreUnavailable(NextupError, ConnectionError):
+    """The database could not be reached, or refused the work for now: nothing was changed, and the
+    same work may succeed later.  ``stale_connection``: the database had dropped the connection
+    used, and a new one may succeed at once."""
+
+    code = "unavailable"
+
+    def __init__(self, message: str, *, stale_connection: bool = False) -> None:
+        super().__init__(message)
+        self.stale_connection = stale_connection

@@ -17,7 +17,10 @@ from typing import Any
 
 from sqlalchemy import Integer, create_engine, event, func, inspect, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+from central.domain.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 CHECKPOINT_EVERY_S = 0.5
@@ -37,7 +40,9 @@ def make_engine(url: str, *, background_checkpoint: bool = False, **kwargs: Any)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
         _set_up_sqlite(engine, autocheckpoint=not background_checkpoint)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
+    # No ping before each use (a round trip per transaction): a connection the server dropped fails
+    # its transaction with ``StoreUnavailable(stale_connection=True)``, and the pool replaces them all.
+    return create_engine(url, pool_size=10, max_overflow=20, **kwargs)
 
 
 def _set_up_sqlite(engine: Engine, *, autocheckpoint: bool) -> None:
@@ -61,6 +66,22 @@ def _set_up_sqlite(engine: Engine, *, autocheckpoint: bool) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
+@contextmanager
+def _unavailable_as_error() -> Iterator[None]:
+    # Operational errors are the database's state, not the work's fault: unreachable, restarting,
+    # a deadlock or serialization failure, SQLite locked or its disk full. Programming and
+    # integrity errors stay what they are.
+    try:
+        yield
+    except DBAPIError as exc:
+        if not (isinstance(exc, OperationalError) or exc.connection_invalidated):
+            raise
+        reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+        raise StoreUnavailable(
+            f"The database is unavailable: {reason}", stale_connection=exc.connection_invalidated
+        ) from exc
+
+
 class Store:
     """The database of one site: sessions for reading and for writing."""
 
@@ -82,8 +103,9 @@ class Store:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A session that only reads; rolled back at the end."""
-        with self._read() as session:
+        """A session that only reads; rolled back at the end.  ``StoreUnavailable`` when the
+        database cannot be reached."""
+        with _unavailable_as_error(), self._read() as session:
             try:
                 yield session
             finally:
@@ -91,8 +113,9 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """A writing transaction: committed when the block ends, rolled back on any error."""
-        with self._write() as session, session.begin():
+        """A writing transaction: committed when the block ends, rolled back on any error;
+        ``StoreUnavailable`` when the database cannot be reached or refuses for now."""
+        with _unavailable_as_error(), self._write() as session, session.begin():
             yield session
 
     def for_update(self, statement: Any, *, skip_locked: bool = False, of: Any = None) -> Any:

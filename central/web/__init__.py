@@ -9,13 +9,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 from flask import Flask, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
 from central.coordinator import Coordinator
+from central.domain.errors import StoreUnavailable
+
+log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -63,5 +67,14 @@ def create_app(
         if request.path.startswith("/api/"):
             return api.http_error(exc)
         return exc
+
+    @app.errorhandler(StoreUnavailable)
+    def _store_unavailable(exc: StoreUnavailable) -> Any:
+        # The API answers its own routes (503 in JSON); a page says to try again, not "server error".
+        log.error("%s: %s %s", exc.message, request.method, request.path)
+        response = ServiceUnavailable("The queue cannot be reached just now; please try again in a moment.")
+        response = response.get_response()
+        response.headers["Retry-After"] = "5"
+        return response
 
     return app

@@ -18,6 +18,7 @@ from central.domain.errors import (
     PriorityNotAllowed,
     ServiceInactive,
     SiteClosed,
+    StoreUnavailable,
 )
 from nextup.contract import LANGUAGE, SLUG
 
@@ -35,6 +36,7 @@ STATUS_OF_ERROR: list[tuple[type[NextupError], int]] = [
     (SiteClosed, 409),
     (ServiceInactive, 409),
     (IllegalTransition, 409),
+    (StoreUnavailable, 503),
 ]
 
 
