@@ -2,8 +2,9 @@
 
 The file says what the site is.  Applying it creates and updates what it
 declares; priority classes, points and devices it no longer declares are
-removed, services only deactivated (their tickets stay in the history).
-Applying the same file twice changes nothing.
+removed (a class only once no ticket in the queue has it), services only
+deactivated (their tickets stay in the history).  Applying the same file
+twice changes nothing.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from collections.abc import Callable
 from os import PathLike
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from central.coordinator import Coordinator
+from central.domain.errors import InvalidSiteFile
+from central.registry import OPEN_STATES
 from central.sitespec import SiteSpec, parse_site_file
 from central.store import Store
 from central.store.migrate import check_schema
@@ -27,6 +30,7 @@ from central.store.models import (
     PriorityRow,
     ServiceRow,
     SiteRow,
+    TicketRow,
     UserRow,
 )
 from nextup.settings import Settings
@@ -154,6 +158,23 @@ def _sync(
 
 
 def _priorities(s: Session, spec: SiteSpec, changes: Changes) -> None:
+    # As the admin panel does: a class goes only once nobody in the queue has it. Removed
+    # anyway, its tickets would keep a rank no class has and go after every other class.
+    open_tickets = (
+        select(TicketRow.priority, func.count(TicketRow.id))
+        .where(TicketRow.state.in_(OPEN_STATES), TicketRow.priority.not_in([p.key for p in spec.priorities]))
+        .group_by(TicketRow.priority)
+        .order_by(TicketRow.priority)
+    )
+    busy = s.execute(open_tickets).all()
+    if busy:
+        raise InvalidSiteFile(
+            "\n".join(
+                f"priority class {key} is not in the file but {count} of its tickets are in the queue: "
+                "keep the class until they are served"
+                for key, count in busy
+            )
+        )
     _sync(
         s,
         PriorityRow,

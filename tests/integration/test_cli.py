@@ -183,3 +183,28 @@ def test_a_person_with_mosquitto_pub_gets_a_ticket_and_calls_it(
         central.terminate()
         central.wait(timeout=15)
     assert central.returncode == 0
+
+
+def test_site_apply_keeps_a_priority_class_while_its_tickets_are_in_the_queue(
+        env: dict[str, str], tmp_path: Path) -> None:
+    from central.coordinator import Coordinator
+    from central.domain import Channel
+    from central.store import Store
+
+    nextup("db", "upgrade", env=env)
+    nextup("site", "apply", str(EXAMPLES / "demo-site.toml"), env=env)
+    store = Store(env["NEXTUP_DATABASE_URL"])
+    try:
+        Coordinator(store).issue_ticket("cash", "paid", channel=Channel.KIOSK)
+    finally:
+        store.close()
+    text = (EXAMPLES / "demo-site.toml").read_text()
+    without_paid = text.replace('[[priority]]\nkey = "paid"\nname = "Paid"\npublic = false\n', "")
+    without_paid = without_paid.replace('priority_policy = "ratio"\npriority_ratio = [3, 1]\n', "")
+    assert without_paid.count("[[priority]]") == 1
+    (tmp_path / "fewer.toml").write_text(without_paid)
+
+    result = nextup("site", "apply", str(tmp_path / "fewer.toml"), env=env)
+    assert result.returncode == 1
+    assert "priority class paid is not in the file but 1 of its tickets are in the queue" in result.stderr
+    assert rows(tmp_path, "SELECT key FROM priorities ORDER BY key") == [("free",), ("paid",)]
