@@ -76,7 +76,8 @@ def _unavailable_as_error() -> Iterator[None]:
     except DBAPIError as exc:
         if not (isinstance(exc, OperationalError) or exc.connection_invalidated):
             raise
-        reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+        text = str(exc.orig).strip()
+        reason = text.splitlines()[0] if text else type(exc.orig).__name__
         raise StoreUnavailable(
             f"The database is unavailable: {reason}", stale_connection=exc.connection_invalidated
         ) from exc

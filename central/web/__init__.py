@@ -72,8 +72,8 @@ def create_app(
     def _store_unavailable(exc: StoreUnavailable) -> Any:
         # The API answers its own routes (503 in JSON); a page says to try again, not "server error".
         log.error("%s: %s %s", exc.message, request.method, request.path)
-        response = ServiceUnavailable("The queue cannot be reached just now; please try again in a moment.")
-        response = response.get_response()
+        page = ServiceUnavailable("The queue cannot be reached just now; please try again in a moment.")
+        response = page.get_response()
         response.headers["Retry-After"] = "5"
         return response
 
