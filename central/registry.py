@@ -289,6 +289,17 @@ def _site(s: Session) -> SiteRow:
     return row
 
 
+def open_tickets_by_class(s: Session, keys: Iterable[str]) -> dict[str, int]:
+    """How many tickets of each of the classes ``keys`` are in the queue (waiting or called),
+    for the classes that have any: a class goes only once none are."""
+    counts = (
+        select(TicketRow.priority, func.count(TicketRow.id))
+        .where(TicketRow.state.in_(OPEN_STATES), TicketRow.priority.in_(list(keys)))
+        .group_by(TicketRow.priority)
+    )
+    return dict(s.execute(counts).tuples().all())
+
+
 def _ranked(s: Session) -> list[PriorityRow]:
     return list(s.scalars(select(PriorityRow).order_by(PriorityRow.rank)))
 
@@ -369,8 +380,7 @@ def delete_priority(coordinator: Coordinator, key: str) -> None:
         index = _place(ranked, key)
         if len(ranked) == 1:
             raise InvalidEntry({"key": "The site needs at least one priority class."})
-        busy = s.scalar(select(func.count(TicketRow.id)).where(TicketRow.priority == key,
-                                                                TicketRow.state.in_(OPEN_STATES)))
+        busy = open_tickets_by_class(s, [key]).get(key)
         if busy:
             raise InvalidEntry({"key": f"{busy} ticket(s) of this class are still in the queue."})
         site = _site(s)

@@ -13,12 +13,12 @@ from collections.abc import Callable
 from os import PathLike
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from central.coordinator import Coordinator
 from central.domain.errors import InvalidSiteFile
-from central.registry import OPEN_STATES
+from central.registry import open_tickets_by_class
 from central.sitespec import SiteSpec, parse_site_file
 from central.store import Store
 from central.store.migrate import check_schema
@@ -30,7 +30,6 @@ from central.store.models import (
     PriorityRow,
     ServiceRow,
     SiteRow,
-    TicketRow,
     UserRow,
 )
 from nextup.settings import Settings
@@ -160,19 +159,14 @@ def _sync(
 def _priorities(s: Session, spec: SiteSpec, changes: Changes) -> None:
     # As the admin panel does: a class goes only once nobody in the queue has it. Removed
     # anyway, its tickets would keep a rank no class has and go after every other class.
-    open_tickets = (
-        select(TicketRow.priority, func.count(TicketRow.id))
-        .where(TicketRow.state.in_(OPEN_STATES), TicketRow.priority.not_in([p.key for p in spec.priorities]))
-        .group_by(TicketRow.priority)
-        .order_by(TicketRow.priority)
-    )
-    busy = s.execute(open_tickets).all()
+    removed = set(s.scalars(select(PriorityRow.key))) - {p.key for p in spec.priorities}
+    busy = open_tickets_by_class(s, removed)
     if busy:
         raise InvalidSiteFile(
             "\n".join(
-                f"priority class {key} is not in the file but {count} of its tickets are in the queue: "
+                f"priority class {key} is not in the file but {busy[key]} of its tickets are in the queue: "
                 "keep the class until they are served"
-                for key, count in busy
+                for key in sorted(busy)
             )
         )
     _sync(

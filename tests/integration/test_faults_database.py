@@ -23,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from faults_support import TOPICS, Client, command, query, ticket_request, wait_until
 
-from nextup.contract import PointState, TicketReply
+from nextup.contract import PointState, TicketReply, TicketRequest
 
 
 class Relay:
@@ -205,8 +205,6 @@ def test_a_connection_the_database_dropped_costs_no_request(
     name = f"nextup-{uuid.uuid4().hex[:8]}"
     url = f"{postgres_url}&application_name={name}"
     central = make_central(database=url, http=False)
-    from nextup.contract import TicketRequest
-
     central.coordinator.handle_ticket_request("kiosk-1", TicketRequest(uuid.uuid4().hex, "cash"))
     dropped = query(postgres_url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                                   "WHERE application_name = :name", name=name)
