@@ -45,6 +45,7 @@ from nextup.contract import (
     TicketReply,
     TicketRequest,
 )
+from nextup.logs import RateLimitedLog
 from nextup.mqtt import no_delay
 from nextup.settings import MqttUrl
 
@@ -65,31 +66,18 @@ _Inbound = tuple[int, mqtt.MQTTMessage, float]
 
 
 class RejectionLog:
-    """Logs each rejection with its reason, at most ``per_minute`` a minute per reason,
-    so a flood of bad messages cannot fill the disk."""
+    """Counts each rejection by reason and logs it, rate-limited per reason (``RateLimitedLog``)."""
 
     def __init__(self, per_minute: int = 20, clock: Callable[[], float] = time.monotonic) -> None:
+        self._log = RateLimitedLog(log, per_minute, clock)
         self.per_minute = per_minute
-        self.clock = clock
-        self._windows: dict[str, tuple[float, int, int]] = {}
-        self._lock = threading.Lock()
         self.counts: dict[str, int] = {}
+        self._lock = threading.Lock()
 
     def reject(self, reason_code: str, message: str, **context: Any) -> None:
-        now = self.clock()
         with self._lock:
             self.counts[reason_code] = self.counts.get(reason_code, 0) + 1
-            start, logged, dropped = self._windows.get(reason_code, (now, 0, 0))
-            if now - start >= 60:
-                if dropped:
-                    log.warning("%d more rejections (%s) were not logged", dropped, reason_code)
-                start, logged, dropped = now, 0, 0
-            if logged < self.per_minute:
-                log.warning("rejected: %s", message, extra={"reason": reason_code, **context})
-                logged += 1
-            else:
-                dropped += 1
-            self._windows[reason_code] = (start, logged, dropped)
+        self._log.log(reason_code, logging.WARNING, "rejected: %s", message, reason=reason_code, **context)
 
 
 class Bridge:

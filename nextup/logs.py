@@ -15,8 +15,41 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import IO, Any
+
+
+class RateLimitedLog:
+    """Logs at most ``per_minute`` lines a minute for each key, then one line saying how many were left
+    out, so a flood (bad device messages, requests while the database is away) cannot fill the disk."""
+
+    def __init__(self, logger: logging.Logger, per_minute: int = 20,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.logger = logger
+        self.per_minute = per_minute
+        self.clock = clock
+        self._windows: dict[str, tuple[float, int, int]] = {}  # key: (start, logged, left out)
+        self._lock = threading.Lock()
+
+    def log(self, key: str, level: int, message: str, *args: Any, **extra: Any) -> None:
+        """Log ``message % args`` with ``extra`` at ``level``, unless ``key`` has had its minute's lines."""
+        now = self.clock()
+        with self._lock:
+            start, logged, left_out = self._windows.get(key, (now, 0, 0))
+            if now - start >= 60:
+                if left_out:
+                    self.logger.log(level, "%d more lines (%s) were not logged", left_out, key)
+                start, logged, left_out = now, 0, 0
+            if logged < self.per_minute:
+                self.logger.log(level, message, *args, extra=extra)
+                logged += 1
+            else:
+                left_out += 1
+            self._windows[key] = (start, logged, left_out)
+
 
 # Every attribute a LogRecord has of itself; the rest came from ``extra=``.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}

@@ -18,8 +18,10 @@ from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
 from central.coordinator import Coordinator
 from central.domain.errors import StoreUnavailable
+from nextup.logs import RateLimitedLog
 
-log = logging.getLogger(__name__)
+# Every request fails alike while the database is away: a line each would flood the disk.
+outage_log = RateLimitedLog(logging.getLogger(__name__))
 
 
 def create_app(
@@ -71,7 +73,7 @@ def create_app(
     @app.errorhandler(StoreUnavailable)
     def _store_unavailable(exc: StoreUnavailable) -> Any:
         # The API answers its own routes (503 in JSON); a page says to try again, not "server error".
-        log.error("%s: %s %s", exc.message, request.method, request.path)
+        outage_log.log("unavailable", logging.ERROR, "%s: %s %s", exc.message, request.method, request.path)
         page = ServiceUnavailable("The queue cannot be reached just now; please try again in a moment.")
         response = page.get_response()
         response.headers["Retry-After"] = "5"

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from faults_support import TOPICS, Client, command, query, ticket_request, wait_until
 
+from central.web import outage_log
 from nextup.contract import PointState, TicketReply, TicketRequest
 
 
@@ -215,15 +216,19 @@ def test_a_connection_the_database_dropped_costs_no_request(
 
 @pytest.mark.timeout(60)
 def test_pages_and_api_say_the_queue_is_unreachable_while_the_database_is_away(
-        make_central: Any, postgres_url: str, relay: Relay) -> None:
+        make_central: Any, postgres_url: str, relay: Relay, caplog: pytest.LogCaptureFixture) -> None:
     central = make_central(database=relay.url(postgres_url))
     base = f"http://127.0.0.1:{central.http_port}"
     relay.cut()
-    with pytest.raises(urllib.error.HTTPError) as page:
-        urllib.request.urlopen(f"{base}/", timeout=10)
+    with caplog.at_level(logging.ERROR, logger="central.web"):
+        for _ in range(outage_log.per_minute + 5):
+            with pytest.raises(urllib.error.HTTPError) as page:
+                urllib.request.urlopen(f"{base}/", timeout=10)
     assert page.value.code == 503
     assert page.value.headers["Retry-After"] == "5"
     assert "please try again in a moment" in page.value.read().decode()
+    said = [r for r in caplog.records if r.name == "central.web"]
+    assert 0 < len(said) <= outage_log.per_minute, "each failed page logged: an outage would flood the disk"
     with pytest.raises(urllib.error.HTTPError) as api:
         urllib.request.urlopen(f"{base}/api/v1/services", timeout=10)
     assert api.value.code == 503

@@ -125,3 +125,21 @@ def test_nextup_central_writes_json_lines_to_a_pipe(broker: Any, make_store: Any
     assert all(e["program"] == "central" for e in events)
     assert any(e["logger"] == "central.bridge" and e["message"] == "central connected to the broker"
                and e["session_present"] is False for e in events)
+
+
+def test_a_flood_of_one_kind_of_line_is_cut_to_a_minutes_allowance_and_a_count_of_the_rest(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    flood = logs.RateLimitedLog(logging.getLogger("test.flood"), per_minute=3, clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, logger="test.flood"):
+        for n in range(10):
+            flood.log("bad", logging.WARNING, "bad message %d", n, device="kiosk-1")
+        flood.log("other", logging.WARNING, "another kind")
+        now[0] = 60.0
+        flood.log("bad", logging.WARNING, "bad message %d", 10)
+    assert [r.getMessage() for r in caplog.records] == [
+        "bad message 0", "bad message 1", "bad message 2", "another kind",
+        "7 more lines (bad) were not logged", "bad message 10",
+    ]
+    assert caplog.records[0].device == "kiosk-1"
