@@ -263,6 +263,9 @@ class Message:
     """The database version a retained state was read at (board and point states)."""
     local: bool = False
     """For central's own listeners (live pages) only; the bridge does not publish it."""
+    waiting_only: bool = False
+    """A point state whose only news is its waiting count: the bridge may hold it a moment and send
+    the newest only (``Bridge``), since a busy service changes the count of each of its points per call."""
 
 
 @dataclass(frozen=True)
@@ -744,19 +747,23 @@ class Coordinator:
         s.info[_RENDERED] = {m.topic: m.payload for m in messages}
         return messages
 
-    def _changes(self, s: Session, service_ids: Iterable[int], serials: Iterable[int]) -> list[Message]:
+    def _changes(self, s: Session, service_ids: set[int], serials: set[int]) -> list[Message]:
         version = self._bump_version(s)  # first: its flush makes the reads below see the batch
         counts = self._waiting_counts(s)
         states = self._point_states(s, version, counts, serials=serials, service_ids=service_ids)
-        return [self._board_message(s, version, counts), *map(self._point_message, states)]
+        # A point no job of this transaction acted on changed only in how many wait for it.
+        return [
+            self._board_message(s, version, counts),
+            *(self._point_message(state, waiting_only=state.serial not in serials) for state in states),
+        ]
 
     def _board_message(self, s: Session, version: int, counts: dict[int, int]) -> Message:
         board = self._board(s, version, counts).to_json()
         return Message(self.topics.board, board, retain=True, version=version)
 
-    def _point_message(self, state: PointState) -> Message:
+    def _point_message(self, state: PointState, *, waiting_only: bool = False) -> Message:
         topic = self.topics.point_state(state.serial)
-        return Message(topic, state.to_json(), retain=True, version=state.version)
+        return Message(topic, state.to_json(), retain=True, version=state.version, waiting_only=waiting_only)
 
     def snapshot(self) -> list[Message]:
         """Every retained state, as the database has it now (published at start and on reconnect)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import queue
+import time
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from helpers import TOPICS, command, latest_board, request_ticket, wait_state, w
 from sqlalchemy import text
 
 from central.store.models import DeviceRow
-from nextup.contract import Board, TicketReply
+from nextup.contract import Board, PointState, TicketReply
 
 
 @pytest.fixture
@@ -209,3 +210,51 @@ def test_a_message_that_fails_unexpectedly_does_not_sink_the_others_of_its_batch
             replies[reply.request_id] = reply
     assert set(replies) == {"first", "last"}
     assert (replies["first"].ticket.number, replies["last"].ticket.number) == ("A-001", "A-002")
+
+
+def _states_of(peer: Any, serial: int) -> list[PointState]:
+    states = []
+    with contextlib.suppress(queue.Empty):
+        while True:
+            msg = peer.next_message(0.3)
+            if msg.topic == TOPICS.point_state(serial):
+                states.append(PointState.parse(msg.payload))
+    return states
+
+
+def test_a_point_whose_only_news_is_its_waiting_count_waits_its_pause_but_a_pressed_one_does_not(
+    central: Any, kiosk: Any, point1: Any, mqtt_peer: Any
+) -> None:
+    central.bridge.hold_s = 60  # longer than the test: every count-only state of point 2 is held
+    point2 = mqtt_peer(central.device_urls["point-2"])
+    point2.subscribe(TOPICS.point_state(2))
+    assert [s.waiting for s in _states_of(point2, 2)] == [0]  # the retained one, from central's start
+    for _ in range(3):
+        request_ticket(kiosk, "cash")
+    called = wait_state(point1, 1, command(point1, "point-1", "next"))
+    assert called.current.number == "A-001" and called.waiting == 2
+    assert _states_of(point2, 2) == [], "point 2 only saw its count change: held for the pause"
+
+    central.stop()  # what is held goes out before central leaves
+    last = _states_of(point2, 2)
+    assert [(s.waiting, s.version) for s in last] == [(2, called.version)]
+
+
+def test_a_held_waiting_count_follows_after_the_pause_newest_only(
+    central: Any, kiosk: Any, mqtt_peer: Any
+) -> None:
+    central.bridge.hold_s = 0.5
+    point2 = mqtt_peer(central.device_urls["point-2"])
+    point2.subscribe(TOPICS.point_state(2))
+    _states_of(point2, 2)
+    began = time.monotonic()
+    for _ in range(12):
+        request_ticket(kiosk, "cash")
+    pauses = (time.monotonic() - began) / central.bridge.hold_s
+    states = [point2.next_message()]
+    while PointState.parse(states[-1].payload).waiting < 12:
+        states.append(point2.next_message())
+    counts = [PointState.parse(m.payload).waiting for m in states]
+    assert counts == sorted(counts) and counts[-1] == 12
+    assert len(counts) <= pauses + 2, f"{counts}: more than one state per pause"
+    assert _states_of(point2, 2) == [], "nothing after the newest"
