@@ -258,3 +258,18 @@ def test_a_held_waiting_count_follows_after_the_pause_newest_only(
     assert counts == sorted(counts) and counts[-1] == 12
     assert len(counts) <= pauses + 2, f"{counts}: more than one state per pause"
     assert _states_of(point2, 2) == [], "nothing after the newest"
+
+
+def test_a_held_count_overtaken_by_the_points_own_press_is_never_sent(
+    central: Any, kiosk: Any, mqtt_peer: Any
+) -> None:
+    central.bridge.hold_s = 60
+    point2 = mqtt_peer(central.device_urls["point-2"])
+    point2.subscribe(TOPICS.point_state(2))
+    _states_of(point2, 2)
+    request_ticket(kiosk, "cash")
+    request_ticket(kiosk, "cash")  # point 2's count (2) is held
+    called = wait_state(point2, 2, command(point2, "point-2", "next"))
+    assert (called.current.number, called.waiting) == ("A-001", 1)
+    central.stop()
+    assert _states_of(point2, 2) == [], "the held state is older than the one the press sent"
