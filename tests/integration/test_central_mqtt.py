@@ -222,13 +222,19 @@ def _states_of(peer: Any, serial: int) -> list[PointState]:
     return states
 
 
+@pytest.fixture
+def point2(central: Any, mqtt_peer: Any) -> Any:
+    """Point 2's unit (cash and accounts) following its state, the retained one already read."""
+    peer = mqtt_peer(central.device_urls["point-2"])
+    peer.subscribe(TOPICS.point_state(2))
+    assert [s.waiting for s in _states_of(peer, 2)] == [0]
+    return peer
+
+
 def test_a_point_whose_only_news_is_its_waiting_count_waits_its_pause_but_a_pressed_one_does_not(
-    central: Any, kiosk: Any, point1: Any, mqtt_peer: Any
+    central: Any, kiosk: Any, point1: Any, point2: Any
 ) -> None:
     central.bridge.hold_s = 60  # longer than the test: every count-only state of point 2 is held
-    point2 = mqtt_peer(central.device_urls["point-2"])
-    point2.subscribe(TOPICS.point_state(2))
-    assert [s.waiting for s in _states_of(point2, 2)] == [0]  # the retained one, from central's start
     for _ in range(3):
         request_ticket(kiosk, "cash")
     called = wait_state(point1, 1, command(point1, "point-1", "next"))
@@ -241,12 +247,9 @@ def test_a_point_whose_only_news_is_its_waiting_count_waits_its_pause_but_a_pres
 
 
 def test_a_held_waiting_count_follows_after_the_pause_newest_only(
-    central: Any, kiosk: Any, mqtt_peer: Any
+    central: Any, kiosk: Any, point2: Any
 ) -> None:
     central.bridge.hold_s = 0.5
-    point2 = mqtt_peer(central.device_urls["point-2"])
-    point2.subscribe(TOPICS.point_state(2))
-    _states_of(point2, 2)
     began = time.monotonic()
     for _ in range(12):
         request_ticket(kiosk, "cash")
@@ -261,12 +264,9 @@ def test_a_held_waiting_count_follows_after_the_pause_newest_only(
 
 
 def test_a_held_count_overtaken_by_the_points_own_press_is_never_sent(
-    central: Any, kiosk: Any, mqtt_peer: Any
+    central: Any, kiosk: Any, point2: Any
 ) -> None:
     central.bridge.hold_s = 60
-    point2 = mqtt_peer(central.device_urls["point-2"])
-    point2.subscribe(TOPICS.point_state(2))
-    _states_of(point2, 2)
     request_ticket(kiosk, "cash")
     request_ticket(kiosk, "cash")  # point 2's count (2) is held
     called = wait_state(point2, 2, command(point2, "point-2", "next"))
