@@ -274,7 +274,10 @@ class Bridge:
                 now, last = time.monotonic(), self._send_all_held
                 due = [t for t in self._held if last or now - self._sent_at[t] >= self.hold_s]
                 for topic in due:
-                    self._send(self._held.pop(topic), now)
+                    try:
+                        self._send(self._held.pop(topic), now)
+                    except Exception:  # a bug must not stop every later held state
+                        log.exception("failed to send the held state of %s", topic)
                 if last:
                     return
                 pauses = [self._sent_at[t] + self.hold_s - now for t in self._held]
