@@ -858,21 +858,7 @@ class Coordinator:
         self._add_waiting(s, ticket, service_id, device_id=device_id)
         _log_on_commit(s, "ticket issued", ticket=ticket.number, channel=channel.value, device=device_id)
         self._touch(s, [service_id])
-        return TicketView(
-            number=ticket.number,
-            service=service.key,
-            service_name=service.name,
-            state=ticket.state.value,
-            ahead=ahead,
-            eta_s=eta,
-            point=None,
-            point_name=None,
-            token=ticket.token,
-            track_url=self.track_url(ticket.token),
-            issued_at=now,
-            called_at=None,
-            language=ticket.language,
-        )
+        return self._view(ticket, service.name, ahead, eta, None)
 
     def _add_waiting(self, s: Session, ticket: Ticket, service_id: int, **columns: Any) -> dict[str, Any]:
         """New ``ticket`` of the service ``service_id``, with its "issued" event; ``columns`` are those
@@ -909,21 +895,23 @@ class Coordinator:
         # Numbering is shared with the numbers leased to kiosks: one place decides both.
         return next_online_seq(self.store, s, service_id, day)
 
-    def _view(self, row: TicketRow, ahead: int, eta: int, point_name: str | None) -> TicketView:
+    def _view(
+        self, ticket: Ticket, service_name: str, ahead: int, eta: int, point_name: str | None
+    ) -> TicketView:
         return TicketView(
-            number=row.number,
-            service=row.service.key,
-            service_name=row.service.name,
-            state=row.state,
+            number=ticket.number,
+            service=ticket.service,
+            service_name=service_name,
+            state=ticket.state.value,
             ahead=ahead,
             eta_s=eta,
-            point=row.point_serial,
+            point=ticket.point,
             point_name=point_name,
-            token=row.token,
-            track_url=self.track_url(row.token),
-            issued_at=row.issued_at,
-            called_at=row.called_at,
-            language=row.language,
+            token=ticket.token,
+            track_url=self.track_url(ticket.token),
+            issued_at=ticket.issued_at,
+            called_at=ticket.called_at,
+            language=ticket.language,
         )
 
     def ticket(self, token: str, *, place: Place | None = None) -> TicketView:
@@ -944,7 +932,7 @@ class Coordinator:
             point_name = None
             if row.point_serial is not None:
                 point_name = s.scalar(select(PointRow.name).where(PointRow.serial == row.point_serial))
-            return self._view(row, ahead, eta, point_name)
+            return self._view(_ticket(row), row.service.name, ahead, eta, point_name)
 
     def version(self) -> int:
         """The version of the last committed change (the one the board and point states carry)."""
@@ -972,7 +960,7 @@ class Coordinator:
             self._event(s, row, "cancelled", now, ticket=cancelled)
             self._touch(s, [row.service_id])
             messages = self._render(s)
-            view = self._view(row, 0, 0, None)
+            view = self._view(cancelled, row.service.name, 0, 0, None)
         self._emit(messages)
         return view
 
@@ -1353,7 +1341,7 @@ class Coordinator:
                 .where(TicketRow.state == TicketState.WAITING.value)
                 .order_by(TicketRow.issued_at)
             )
-            return [self._view(r, 0, 0, None) for r in rows]
+            return [self._view(_ticket(r), r.service.name, 0, 0, None) for r in rows]
 
 
 def _log_on_commit(s: Session, message: str, **extra: Any) -> None:
